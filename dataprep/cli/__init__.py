@@ -1,0 +1,1 @@
+"""The thin Typer command line: each module parses options, calls the library, prints."""

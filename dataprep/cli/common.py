@@ -1,0 +1,104 @@
+"""Options shared by every command, and the one place errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dataprep import errors
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-w",
+        "--workspace",
+        help="Workspace folder (default: $DATAPREP_WORKSPACE, else the current folder or a parent).",
+        show_default=False,
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Parallel worker processes (default: all cores)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace outputs made with other settings.")
+]
+
+_state: dict[str, Any] = {"debug": False, "quiet": False, "workspace": None}
+
+
+def set_global(*, debug: bool, quiet: bool, workspace: Path | None = None) -> None:
+    """Options given before the command name (``dataprep -w DIR --quiet ingest ...``)."""
+    _state["debug"] = debug or bool(os.environ.get("DATAPREP_DEBUG"))
+    _state["quiet"] = quiet
+    _state["workspace"] = workspace
+
+
+def quiet() -> bool:
+    """True when progress output should be suppressed (--quiet, or not on a terminal)."""
+    return _state["quiet"] or not sys.stderr.isatty()
+
+
+@functools.cache
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+@functools.cache
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def fail(message: str, code: int = errors.EXIT_FAILED) -> typer.Exit:
+    """Prints ``error: message`` on stderr and returns the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func):
+    """Turns library exceptions into one-line messages and documented exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except errors.DataprepError as exc:
+            if _state["debug"]:
+                raise
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; rerun the command to finish the job",
+                       errors.EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback on --debug
+            if _state["debug"]:
+                raise
+            raise fail(
+                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                errors.EXIT_FAILED,
+            ) from None
+
+    return wrapper
+
+
+def open_ws(workspace: Path | None):
+    """Opens the workspace named by -w (or the default), as a library Workspace."""
+    from dataprep.workspace import open_workspace
+
+    return open_workspace(workspace or _state["workspace"])

@@ -1,0 +1,59 @@
+"""``dataprep info``: what the workspace holds."""
+
+from __future__ import annotations
+
+import typer
+
+from dataprep.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+
+
+@handle_errors
+def info(json_output: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
+    """Summarize the workspace: media by kind, status and label, durations, resolutions, errors.
+
+    Example: `dataprep info --json | jq .media.by_label`
+    """
+    from dataprep.info import summarize
+
+    summary = summarize(open_ws(workspace))
+    if json_output:
+        print_json(summary)
+        return
+    _print(summary)
+
+
+def _counts_table(title: str, counts: dict) -> object:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("value")
+    table.add_column("count", justify="right")
+    for key, value in counts.items():
+        table.add_row(str(key), str(value))
+    return table
+
+
+def _print(summary: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{summary['project']}[/] at {summary['workspace']}")
+    out.print(f"classes: {', '.join(summary['classes']) or '(none yet)'}; "
+              f"label type: {summary['label_type']}")
+    media = summary["media"]
+    if media is None:
+        out.print("no media yet: run `dataprep ingest PATH`")
+        return
+    out.print(f"{media['media']} media, {media['video_duration_s']:.1f}s of video "
+              f"({media['variable_frame_rate_videos']} with variable frame rate)")
+    for title in ("by_kind", "by_status", "by_label", "resolutions"):
+        out.print(_counts_table(title.replace("_", " "), media[title]))
+    if media["errors"]:
+        table = Table("media_id", "path", "error", title="errors", title_justify="left")
+        for row in media["errors"]:
+            table.add_row(row["media_id"], row["path"], row["error"])
+        out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)

@@ -1,0 +1,203 @@
+"""The workspace configuration file, ``dataprep.toml``: its model, defaults and validation.
+
+Every section is a pydantic model that forbids unknown keys, so a typo is an error that names the
+key, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dataprep.errors import ConfigError
+
+CONFIG_NAME = "dataprep.toml"
+LabelType = Literal["classification", "segments", "boxes"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProjectConfig(_Section):
+    name: str = "dataprep-project"
+    classes: list[str] = Field(default_factory=list)
+    label_type: LabelType = "classification"
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, value: list[str]) -> list[str]:
+        seen = set()
+        for name in value:
+            if not name.strip():
+                raise ValueError("class names must not be empty")
+            if name in seen:
+                raise ValueError(f"class {name!r} is listed twice")
+            seen.add(name)
+        return value
+
+
+class IngestConfig(_Section):
+    mode: Literal["copy", "link", "reference"] = "reference"
+    recursive: bool = True
+    label_from_dir: bool = False
+
+
+class FramesConfig(_Section):
+    sampling: Literal["fps", "every", "count", "keyframes", "all"] = "fps"
+    fps: float = Field(5.0, gt=0)
+    every: int = Field(1, ge=1)
+    count: int = Field(16, ge=1)
+    size: str = "224"
+    resize: Literal["shorter", "fit", "crop", "stretch"] = "shorter"
+    format: Literal["jpg", "png", "webp"] = "jpg"
+    quality: int = Field(90, ge=1, le=100)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+
+class AugmentConfig(_Section):
+    pipeline: str = "medium"
+    copies: int = Field(1, ge=1)
+
+
+class SplitConfig(_Section):
+    ratios: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1])
+    group_by: str = "media"
+    stratify: bool = True
+    seed: int = 0
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, value: list[float]) -> list[float]:
+        if len(value) != 3 or any(r < 0 for r in value) or abs(sum(value) - 1.0) > 1e-6:
+            raise ValueError("ratios must be three non-negative numbers (train, val, test) summing to 1")
+        return value
+
+
+class ExportConfig(_Section):
+    format: Literal["tfrecord", "imagefolder", "parquet"] = "tfrecord"
+    unit: Literal["frame", "clip"] = "frame"
+    clip_len: int = Field(16, ge=1)
+    clip_stride: int = Field(8, ge=1)
+    shard_size: str = "128MB"
+    compression: Literal["none", "gzip"] = "none"
+    unlabelled: Literal["drop", "background"] = "drop"
+
+
+class LabelStudioConfig(_Section):
+    url: str = "http://localhost:8080"
+    project: str = ""
+    api_key_env: str = "LABEL_STUDIO_API_KEY"
+    media_root: str = ""
+    media_url_prefix: str = ""
+
+
+class TrainConfig(_Section):
+    model: Literal["cnn", "cnn-bn", "cnn-lstm"] = "cnn-bn"
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    image_size: int = Field(64, ge=8)
+    seed: int = 0
+
+
+class Config(_Section):
+    """The whole ``dataprep.toml``."""
+
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    frames: FramesConfig = Field(default_factory=FramesConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    labelstudio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
+
+
+def parse_size(value: str | int) -> tuple[int, int | None]:
+    """Parses ``"224"`` into ``(224, None)`` (shorter side) and ``"320x240"`` into ``(320, 240)``.
+
+    Raises:
+        ValueError: when the value is neither ``S`` nor ``WxH`` with positive integers.
+    """
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ValueError(f"size {value!r} must be S (shorter side) or WxH, e.g. 224 or 320x240")
+    first = int(match.group(1))
+    second = int(match.group(2)) if match.group(2) else None
+    if first <= 0 or (second is not None and second <= 0):
+        raise ValueError(f"size {value!r} must be positive")
+    return first, second
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    section, _, key = where.partition(".")
+    place = f"[{section}] {key}" if key else f"[{section}]" if section else "top level"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {place}; remove it or check the spelling"
+    if kind == "literal_error":
+        allowed = error.get("ctx", {}).get("expected", "")
+        return f"{place} = {error.get('input')!r} is not allowed; use one of {allowed}"
+    return f"{place}: {error['msg']}"
+
+
+def validate_config(data: dict, source: str = CONFIG_NAME) -> Config:
+    """Validates a parsed config mapping.
+
+    Raises:
+        ConfigError: naming the first bad key and the allowed values.
+    """
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: Path) -> Config:
+    """Reads and validates ``dataprep.toml``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or re-create it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    return validate_config(data, str(path))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_config(config: Config) -> str:
+    """Renders a config as TOML text, one table per section."""
+    lines = ["# dataprep workspace configuration (docs/concepts.md explains every key)"]
+    for section, values in config.model_dump().items():
+        lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

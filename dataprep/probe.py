@@ -1,0 +1,120 @@
+"""Probing media: what PyAV (videos) and OpenCV (images) say about a file.
+
+Frame counts are counted by demuxing, never taken from the header, because headers are missing
+in some containers and wrong in truncated files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from dataprep.errors import MediaError
+
+VFR_TOLERANCE = 0.05  # relative spread of frame intervals above which a video is VFR
+
+
+def probe_video(path: Path) -> dict[str, Any]:
+    """Probes a video with PyAV.
+
+    Returns:
+        container, codec, width, height (as displayed), rotation (counter-clockwise degrees),
+        fps (average rate), frame_count (demuxed packets), duration_s, variable_frame_rate.
+
+    Raises:
+        MediaError: with one line saying what is wrong (no video stream, truncated, undecodable).
+    """
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"not a readable video ({_reason(exc)})") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError("no video stream in the file")
+        stream = container.streams.video[0]
+        rotation = 0
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot decode the first frame ({_reason(exc)})") from None
+        if first is None:
+            raise MediaError("the video has no decodable frame")
+        rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+        width, height = first.width, first.height
+        header_frames = int(stream.frames or 0)
+        container.seek(0, stream=stream)
+        timestamps, durations = _demux_timestamps(container, stream)
+    count = len(timestamps)
+    if count == 0:
+        raise MediaError("no video frames found when demuxing")
+    if header_frames and count < header_frames:
+        raise MediaError(
+            f"truncated: the header lists {header_frames} frames but only {count} are in the file"
+        )
+    time_base = float(stream.time_base) if stream.time_base else 0.0
+    timestamps.sort()
+    fps = float(stream.average_rate) if stream.average_rate else None
+    deltas = [b - a for a, b in zip(timestamps, timestamps[1:], strict=False) if b > a]
+    last = durations[-1] if durations and durations[-1] else (min(deltas) if deltas else 0)
+    duration_s = (timestamps[-1] - timestamps[0] + last) * time_base if time_base else None
+    if not fps and duration_s:
+        fps = count / duration_s
+    vfr = False
+    if len(deltas) >= 2:
+        vfr = (max(deltas) - min(deltas)) / max(min(deltas), 1) > VFR_TOLERANCE
+    if rotation in (90, 270):
+        width, height = height, width
+    return {
+        "container": container.format.name,
+        "codec": stream.codec_context.name,
+        "width": width,
+        "height": height,
+        "rotation": rotation,
+        "fps": fps,
+        "frame_count": count,
+        "duration_s": duration_s,
+        "variable_frame_rate": vfr,
+    }
+
+
+def _demux_timestamps(container, stream) -> tuple[list[int], list[int]]:
+    import av
+
+    timestamps: list[int] = []
+    durations: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the flush packet at the end
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            timestamps.append(stamp if stamp is not None else len(timestamps))
+            durations.append(packet.duration or 0)
+    except av.FFmpegError as exc:
+        raise MediaError(f"truncated or corrupt after {len(timestamps)} frames ({_reason(exc)})") from None
+    return timestamps, durations
+
+
+def probe_image(path: Path) -> dict[str, Any]:
+    """Probes an image with OpenCV: width, height and format.
+
+    Raises:
+        MediaError: when the image cannot be decoded.
+    """
+    import cv2
+    import numpy as np
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise MediaError("not a decodable image")
+    height, width = image.shape[:2]
+    return {"width": int(width), "height": int(height)}
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's own words, without errno numbers or the file name (the caller names the file)."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return re.sub(r"\[Errno -?\d+\]\s*", "", text.strip().splitlines()[0]).strip(" :;")

@@ -1,0 +1,1 @@
+"""Generators of tiny media, shared by the tests, the examples and the benchmarks."""
