@@ -79,7 +79,9 @@ class SplitConfig(_Section):
     @classmethod
     def _ratios(cls, value: list[float]) -> list[float]:
         if len(value) != 3 or any(r < 0 for r in value) or abs(sum(value) - 1.0) > 1e-6:
-            raise ValueError("ratios must be three non-negative numbers (train, val, test) summing to 1")
+            raise ValueError(
+                "ratios must be three non-negative numbers (train, val, test) summing to 1"
+            )
         return value
 
 

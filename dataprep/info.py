@@ -18,8 +18,11 @@ def summarize_media(workspace: Workspace) -> dict[str, Any] | None:
     videos = ok[ok["kind"] == "video"]
     resolutions = (
         ok.dropna(subset=["width", "height"])
-        .assign(resolution=lambda f: f["width"].astype(str) + "x" + f["height"].astype(str))
-        ["resolution"].value_counts().to_dict()
+        .assign(resolution=lambda f: f["width"].astype(str) + "x" + f["height"].astype(str))[
+            "resolution"
+        ]
+        .value_counts()
+        .to_dict()
     )
     errors = media[media["status"] == "error"]
     return {
@@ -27,12 +30,16 @@ def summarize_media(workspace: Workspace) -> dict[str, Any] | None:
         "media": int(len(media)),
         "by_kind": {str(k): int(v) for k, v in media["kind"].value_counts().items()},
         "by_status": {str(k): int(v) for k, v in media["status"].value_counts().items()},
-        "by_label": {str(k): int(v) for k, v in ok["label"].fillna("(none)").value_counts().items()},
+        "by_label": {
+            str(k): int(v) for k, v in ok["label"].fillna("(none)").value_counts().items()
+        },
         "video_duration_s": round(float(videos["duration_s"].fillna(0).sum()), 3),
         "variable_frame_rate_videos": int(videos["variable_frame_rate"].fillna(False).sum()),
         "resolutions": {str(k): int(v) for k, v in resolutions.items()},
-        "errors": [{"media_id": r["media_id"], "path": r["path"], "error": r["error"]}
-                   for r in manifests.records(errors)],
+        "errors": [
+            {"media_id": r["media_id"], "path": r["path"], "error": r["error"]}
+            for r in manifests.records(errors)
+        ],
     }
 
 

@@ -23,7 +23,6 @@ from dataprep.workspace import Workspace
 
 Mode = Literal["copy", "link", "reference"]
 CHUNK = 1 << 20
-CHECKPOINT_SECONDS = 5.0
 ProgressFn = Callable[[int, int, int], None]  # (files done, files total, bytes done)
 
 
@@ -69,7 +68,9 @@ class Candidate:
     hint: str | None
 
 
-def discover(paths: Iterable[Path], *, recursive: bool = True) -> tuple[list[Candidate], list[tuple[str, str]]]:
+def discover(
+    paths: Iterable[Path], *, recursive: bool = True
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Lists candidate files under ``paths`` (files or folders), sorted, without reading them.
 
     Returns:
@@ -95,7 +96,9 @@ def discover(paths: Iterable[Path], *, recursive: bool = True) -> tuple[list[Can
                 info = path.stat()
             except FileNotFoundError:
                 if path.is_symlink():
-                    candidates[absolute] = Candidate(absolute, None, None, kind_from_extension(path))
+                    candidates[absolute] = Candidate(
+                        absolute, None, None, kind_from_extension(path)
+                    )
                 continue
             except OSError as exc:
                 candidates[absolute] = Candidate(absolute, None, None, kind_from_extension(path))
@@ -104,8 +107,9 @@ def discover(paths: Iterable[Path], *, recursive: bool = True) -> tuple[list[Can
             if not path.is_file():
                 skipped.append((absolute, "not a regular file"))
                 continue
-            candidates[absolute] = Candidate(absolute, info.st_size, info.st_mtime_ns,
-                                             kind_from_extension(path))
+            candidates[absolute] = Candidate(
+                absolute, info.st_size, info.st_mtime_ns, kind_from_extension(path)
+            )
     return [candidates[k] for k in sorted(candidates)], skipped
 
 
@@ -146,8 +150,12 @@ def inspect_file(candidate: Candidate) -> dict[str, Any]:
     Returns a dict with ``path``, ``media_id``, ``kind`` (None for non-media), ``status``,
     ``error``, ``size_bytes`` and the probe's fields.
     """
-    row: dict[str, Any] = {"path": candidate.path, "size_bytes": candidate.size,
-                           "mtime_ns": candidate.mtime_ns, "kind": candidate.hint}
+    row: dict[str, Any] = {
+        "path": candidate.path,
+        "size_bytes": candidate.size,
+        "mtime_ns": candidate.mtime_ns,
+        "kind": candidate.hint,
+    }
     if candidate.size is None:
         target = os.readlink(candidate.path) if os.path.islink(candidate.path) else None
         reason = f"broken symbolic link to {target}" if target else "cannot be read"
@@ -155,8 +163,12 @@ def inspect_file(candidate: Candidate) -> dict[str, Any]:
     try:
         media_id, size, head = hash_file(candidate.path)
     except OSError as exc:
-        return {**row, "media_id": path_id(candidate.path), "status": "error",
-                "error": f"cannot be read ({exc.strerror or exc})"}
+        return {
+            **row,
+            "media_id": path_id(candidate.path),
+            "status": "error",
+            "error": f"cannot be read ({exc.strerror or exc})",
+        }
     row.update(media_id=media_id, size_bytes=size)
     if size == 0:
         return {**row, "status": "error", "error": "empty file (0 bytes)"}
@@ -165,9 +177,12 @@ def inspect_file(candidate: Candidate) -> dict[str, Any]:
         if candidate.hint is None:
             return {**row, "kind": None, "status": "skip", "error": "not a media file"}
         what = "video" if candidate.hint == "video" else "image"
-        return {**row, "status": "error",
-                "error": f"not a{'n' if what == 'image' else ''} {what}: the content is no known "
-                f"{what} format despite the {Path(candidate.path).suffix} extension"}
+        return {
+            **row,
+            "status": "error",
+            "error": f"not a{'n' if what == 'image' else ''} {what}: the content is no known "
+            f"{what} format despite the {Path(candidate.path).suffix} extension",
+        }
     row["kind"] = kind
     try:
         if kind == "video":
@@ -254,18 +269,22 @@ def ingest(
         if progress:
             progress(done, len(candidates), 0)
         last_save = time.monotonic()
+        checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
         for result in _inspect_all(todo, jobs):
             done += 1
             report.bytes_read += result.get("size_bytes") or 0
             if result["status"] == "skip":
                 report.skipped.append((result["path"], result["error"]))
             else:
-                state.add(workspace, result, mode=mode, label_from_dir=label_from_dir, report=report)
+                state.add(
+                    workspace, result, mode=mode, label_from_dir=label_from_dir, report=report
+                )
             if progress:
                 progress(done, len(candidates), report.bytes_read)
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+            if time.monotonic() - last_save > checkpoint_s:
                 state.save(workspace)
                 last_save = time.monotonic()
+        checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
         state.save(workspace)
     report.seconds = time.monotonic() - started
     return report
@@ -298,14 +317,25 @@ class _State:
             and candidate.size is not None
         )
 
-    def add(self, workspace: Workspace, result: dict, *, mode: str, label_from_dir: bool,
-            report: IngestReport) -> None:
+    def add(
+        self,
+        workspace: Workspace,
+        result: dict,
+        *,
+        mode: str,
+        label_from_dir: bool,
+        report: IngestReport,
+    ) -> None:
         path, media_id = result["path"], result["media_id"]
         previous = self.files.get(path)
         if previous and previous["media_id"] != media_id:
             self._forget_path(previous["media_id"], path)
-        self.files[path] = {"path": path, "size_bytes": result.get("size_bytes"),
-                            "mtime_ns": result.get("mtime_ns"), "media_id": media_id}
+        self.files[path] = {
+            "path": path,
+            "size_bytes": result.get("size_bytes"),
+            "mtime_ns": result.get("mtime_ns"),
+            "media_id": media_id,
+        }
         label = Path(path).parent.name if label_from_dir else None
         if result["status"] == "error":
             report.errors.append((path, result["error"]))

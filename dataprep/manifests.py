@@ -22,8 +22,17 @@ if TYPE_CHECKING:
 
 SCHEMA_KEY = b"dataprep.schema"
 VERSION_KEY = b"dataprep.schema_version"
-TYPES = ("string", "int32", "int64", "float32", "float64", "bool", "timestamp", "binary",
-         "list<string>")
+TYPES = (
+    "string",
+    "int32",
+    "int64",
+    "float32",
+    "float64",
+    "bool",
+    "timestamp",
+    "binary",
+    "list<string>",
+)
 
 
 def schemas_dir() -> Path:
@@ -99,7 +108,9 @@ def load_schema(name: str) -> ManifestSchema:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError:
-        raise ManifestError(f"no schema file {path}; is the dataprep source tree complete?") from None
+        raise ManifestError(
+            f"no schema file {path}; is the dataprep source tree complete?"
+        ) from None
     try:
         columns = tuple(
             Column(
@@ -137,14 +148,20 @@ def _validate_frame(schema: ManifestSchema, frame: pd.DataFrame, where: str) -> 
 
     missing = [c for c in schema.column_names if c not in frame.columns]
     if missing:
-        raise ManifestError(f"{where}: missing column(s) {', '.join(missing)} of schema {schema.name}")
+        raise ManifestError(
+            f"{where}: missing column(s) {', '.join(missing)} of schema {schema.name}"
+        )
     extra = [c for c in frame.columns if c not in schema.column_names]
     if extra:
         raise ManifestError(
-            f"{where}: column(s) {', '.join(map(str, extra))} are not in schemas/{schema.name}.yaml; "
-            "declare them there first"
+            f"{where}: column(s) {', '.join(map(str, extra))} are not in "
+            f"schemas/{schema.name}.yaml; declare them there first"
         )
     frame = frame[schema.column_names]
+    for column in schema.columns:
+        empty = int(frame[column.name].isna().sum()) if not column.nullable else 0
+        if empty:
+            raise ManifestError(f"{where}: column {column.name} has {empty} empty value(s)")
     try:
         table = pa.Table.from_pandas(frame, schema=schema.arrow_schema(), preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as exc:
@@ -159,9 +176,13 @@ def _check_table(schema: ManifestSchema, table: pa.Table, where: str) -> None:
     for column in schema.columns:
         values = table.column(column.name)
         if not column.nullable and values.null_count:
-            raise ManifestError(f"{where}: column {column.name} has {values.null_count} empty value(s)")
+            raise ManifestError(
+                f"{where}: column {column.name} has {values.null_count} empty value(s)"
+            )
         if column.allowed:
-            bad = pc.unique(pc.filter(values, pc.invert(pc.is_in(values, pa_array(column.allowed)))))
+            bad = pc.unique(
+                pc.filter(values, pc.invert(pc.is_in(values, pa_array(column.allowed))))
+            )
             bad = [v for v in bad.to_pylist() if v is not None]
             if bad:
                 raise ManifestError(
@@ -215,7 +236,9 @@ def read_manifest(path: Path, name: str, *, missing_ok: bool = False) -> pd.Data
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ManifestError(f"{path}: not a readable Parquet file ({exc}); restore or delete it") from None
+        raise ManifestError(
+            f"{path}: not a readable Parquet file ({exc}); restore or delete it"
+        ) from None
     metadata = table.schema.metadata or {}
     found = metadata.get(SCHEMA_KEY, b"").decode() or None
     if found != schema.name:
@@ -278,9 +301,7 @@ def records(frame: pd.DataFrame) -> list[dict]:
     rows = frame.to_dict("records")
     for row in rows:
         for key, value in row.items():
-            if value is pd.NA or (isinstance(value, float) and value != value):
-                row[key] = None
-            elif value is pd.NaT:
+            if value is pd.NA or (isinstance(value, float) and value != value) or value is pd.NaT:
                 row[key] = None
     return rows
 

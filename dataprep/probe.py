@@ -93,7 +93,9 @@ def _demux_timestamps(container, stream) -> tuple[list[int], list[int]]:
             timestamps.append(stamp if stamp is not None else len(timestamps))
             durations.append(packet.duration or 0)
     except av.FFmpegError as exc:
-        raise MediaError(f"truncated or corrupt after {len(timestamps)} frames ({_reason(exc)})") from None
+        raise MediaError(
+            f"truncated or corrupt after {len(timestamps)} frames ({_reason(exc)})"
+        ) from None
     return timestamps, durations
 
 

@@ -127,8 +127,13 @@ def init_workspace(
             )
         workspace = open_workspace(root)
     else:
-        data = {"project": {"name": name or root.name, "classes": list(classes or []),
-                            "label_type": label_type}}
+        data = {
+            "project": {
+                "name": name or root.name,
+                "classes": list(classes or []),
+                "label_type": label_type,
+            }
+        }
         config = validate_config(data, "init options")
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config_path, dump_config(config))
@@ -169,6 +174,6 @@ def find_workspace_root(start: Path | None = None) -> Path:
 
 
 def open_workspace(start: Path | None = None) -> Workspace:
-    """Opens the workspace at ``start`` (see :func:`find_workspace_root`) and validates its config."""
+    """Opens the workspace at ``start`` (see :func:`find_workspace_root`); validates its config."""
     root = find_workspace_root(start)
     return Workspace(root, load_config(root / CONFIG_NAME))

@@ -18,7 +18,7 @@ WorkspaceOpt = Annotated[
     typer.Option(
         "-w",
         "--workspace",
-        help="Workspace folder (default: $DATAPREP_WORKSPACE, else the current folder or a parent).",
+        help="Workspace folder (default: $DATAPREP_WORKSPACE, else the current folder).",
         show_default=False,
     ),
 ]
@@ -26,7 +26,9 @@ JobsOpt = Annotated[
     int | None,
     typer.Option("--jobs", "-j", min=1, help="Parallel worker processes (default: all cores)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace outputs made with other settings.")
 ]
@@ -84,8 +86,9 @@ def handle_errors(func):
                 raise
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted; rerun the command to finish the job",
-                       errors.EXIT_INTERRUPTED) from None
+            raise fail(
+                "interrupted; rerun the command to finish the job", errors.EXIT_INTERRUPTED
+            ) from None
         except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback on --debug
             if _state["debug"]:
                 raise

@@ -38,14 +38,18 @@ def _print(summary: dict) -> None:
 
     out = console()
     out.print(f"[bold]{summary['project']}[/] at {summary['workspace']}")
-    out.print(f"classes: {', '.join(summary['classes']) or '(none yet)'}; "
-              f"label type: {summary['label_type']}")
+    out.print(
+        f"classes: {', '.join(summary['classes']) or '(none yet)'}; "
+        f"label type: {summary['label_type']}"
+    )
     media = summary["media"]
     if media is None:
         out.print("no media yet: run `dataprep ingest PATH`")
         return
-    out.print(f"{media['media']} media, {media['video_duration_s']:.1f}s of video "
-              f"({media['variable_frame_rate_videos']} with variable frame rate)")
+    out.print(
+        f"{media['media']} media, {media['video_duration_s']:.1f}s of video "
+        f"({media['variable_frame_rate_videos']} with variable frame rate)"
+    )
     for title in ("by_kind", "by_status", "by_label", "resolutions"):
         out.print(_counts_table(title.replace("_", " "), media[title]))
     if media["errors"]:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from dataprep.cli.common import JobsOpt, JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+from dataprep.cli.common import (
+    JobsOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+)
 from dataprep.cli.progress import progress_bar
 from dataprep.errors import EXIT_OK, EXIT_PARTIAL
 
@@ -20,12 +28,16 @@ def ingest(
     ] = None,
     label_from_dir: Annotated[
         bool | None,
-        typer.Option("--label-from-dir/--no-label-from-dir",
-                     help="Use each file's parent folder name as its label."),
+        typer.Option(
+            "--label-from-dir/--no-label-from-dir",
+            help="Use each file's parent folder name as its label.",
+        ),
     ] = None,
     mode: Annotated[
         str | None,
-        typer.Option("--mode", help="copy (into media/), link (hard link) or reference (in place)."),
+        typer.Option(
+            "--mode", help="copy (into media/), link (hard link) or reference (in place)."
+        ),
     ] = None,
     jobs: JobsOpt = None,
     json_output: JsonOpt = False,
@@ -42,8 +54,15 @@ def ingest(
 
     ws = open_ws(workspace)
     with progress_bar("ingest", "files") as update:
-        report = run_ingest(ws, paths, recursive=recursive, label_from_dir=label_from_dir,
-                            mode=mode, jobs=jobs, progress=update)
+        report = run_ingest(
+            ws,
+            paths,
+            recursive=recursive,
+            label_from_dir=label_from_dir,
+            mode=mode,
+            jobs=jobs,
+            progress=update,
+        )
     if json_output:
         print_json(report.to_dict())
     else:

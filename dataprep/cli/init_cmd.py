@@ -32,7 +32,9 @@ def init(
     workspace = init_workspace(
         directory, classes=class_list, label_type=label_type, name=name, exist_ok=exist_ok
     )
-    typer.echo(f"workspace ready: {workspace.root} (edit {workspace.config_path.name} to configure)")
+    typer.echo(
+        f"workspace ready: {workspace.root} (edit {workspace.config_path.name} to configure)"
+    )
 
 
 def register(app: typer.Typer) -> None:

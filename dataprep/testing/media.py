@@ -122,8 +122,14 @@ def write_video(
     return path
 
 
-def write_image(path: Path, index: int = 0, *, width: int = 64, height: int = 48,
-                image: np.ndarray | None = None) -> Path:
+def write_image(
+    path: Path,
+    index: int = 0,
+    *,
+    width: int = 64,
+    height: int = 48,
+    image: np.ndarray | None = None,
+) -> Path:
     """Writes an RGB image (format by extension) showing ``index`` (or the given ``image``)."""
     import cv2
 

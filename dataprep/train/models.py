@@ -1,0 +1,223 @@
+"""The reference models: ``cnn``, ``cnn-bn`` and ``cnn-lstm``, in plain Keras 3.
+
+Only ``keras.layers`` and ``keras.ops`` are used, so the same models build and train on the
+TensorFlow, JAX and PyTorch backends (``KERAS_BACKEND``). Keras is imported inside the functions:
+importing this module is cheap, and the backend is chosen by whoever imports Keras first.
+
+- ``cnn``: the tutorial baseline, exactly Conv2D 32 (3x3, relu), Conv2D 32, MaxPool 2, Conv2D 32,
+  MaxPool 2, Conv2D 64, Conv2D 64, MaxPool 2, Flatten, Dense 64 relu, Dense n softmax, all with
+  ``valid`` padding: 79,626 parameters at 32x32x3 and 10 classes.
+- ``cnn-bn``: the same family made to generalize: ``same`` padding, batch norm after each
+  convolution, dropout, mild in-model augmentation (shift, rotation, zoom; no flips, which would
+  change digits and gestures), L2 weight decay (AdamW) and a cosine learning-rate schedule (set by
+  :func:`compile_model`).
+- ``cnn-lstm``: the ``cnn-bn`` trunk applied to every frame (``TimeDistributed``), then an LSTM over
+  time and a softmax over clip classes. The trunk ends with ``Flatten`` over a small spatial map, so
+  the frame features keep *where* things are (global average pooling would throw position away, and
+  motion is a change of position). Padded frames are masked (see :class:`PaddedFrameMask`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+MODEL_NAMES = ("cnn", "cnn-bn", "cnn-lstm")
+CLIP_MODELS = ("cnn-lstm",)
+
+
+@functools.cache
+def _custom_layers() -> dict[str, Any]:
+    """Defines (once) and returns the custom layers; registered for ``keras.saving``."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="dataprep")
+    class PaddedFrameMask(keras.layers.Layer):
+        """Returns a ``[B, T]`` boolean mask: True for real frames, False for padding.
+
+        The export pads a short clip with blank frames. A blank frame is constant in every channel,
+        whatever normalization followed, so a frame counts as padding when each channel has a
+        single value over the whole frame. A real camera frame is never exactly constant.
+        """
+
+        def call(self, clips):
+            first = clips[:, :, :1, :1, :]
+            spread = ops.max(ops.abs(clips - first), axis=(2, 3, 4))
+            return ops.greater(spread, 0.0)
+
+        def compute_output_shape(self, input_shape):
+            return tuple(input_shape[:2])
+
+    return {"PaddedFrameMask": PaddedFrameMask}
+
+
+def custom_objects() -> dict[str, Any]:
+    """The custom objects needed by ``keras.models.load_model`` for our saved models."""
+    return dict(_custom_layers())
+
+
+def is_clip_model(name: str) -> bool:
+    """True for models that take clips ``[B, T, H, W, C]`` instead of images."""
+    return name in CLIP_MODELS
+
+
+def build_model(
+    name: str,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    augment_in_model: bool = True,
+    dropout: float = 0.3,
+    lstm_units: int = 64,
+):
+    """Builds one of the reference models (not compiled).
+
+    Args:
+        name: ``cnn``, ``cnn-bn`` or ``cnn-lstm``.
+        input_shape: ``(H, W, C)`` for frame models, ``(T, H, W, C)`` for ``cnn-lstm``.
+        num_classes: size of the softmax.
+        augment_in_model: ``cnn-bn`` only: random shift/rotation/zoom layers (active in training).
+        dropout: dropout rate of ``cnn-bn`` and ``cnn-lstm``.
+        lstm_units: LSTM width of ``cnn-lstm``.
+
+    Raises:
+        ValueError: for an unknown name or an input shape of the wrong rank.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
+    want = 4 if is_clip_model(name) else 3
+    if len(input_shape) != want:
+        raise ValueError(f"model {name} needs an input shape of rank {want}, got {input_shape}")
+    if name == "cnn":
+        return _reference_cnn(tuple(input_shape), num_classes)
+    if name == "cnn-bn":
+        return _cnn_bn(tuple(input_shape), num_classes, augment_in_model, dropout)
+    return _cnn_lstm(tuple(input_shape), num_classes, dropout, lstm_units)
+
+
+def _reference_cnn(input_shape, num_classes):
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(input_shape, name="image"),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs"),
+        ],
+        name="cnn",
+    )
+
+
+def _conv_bn(x, filters, name):
+    from keras import layers
+
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk"):
+    """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a flat, position-keeping vector.
+
+    Conv 32, Conv 32, MaxPool, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool (``same`` padding,
+    batch norm, ReLU), spatial dropout, then ``Flatten`` over the ``H/8 x W/8 x 64`` map.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="frame")
+    x = _conv_bn(inputs, 32, "b1a")
+    x = _conv_bn(x, 32, "b1b")
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = _conv_bn(x, 32, "b2a")
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = _conv_bn(x, 64, "b3a")
+    x = _conv_bn(x, 64, "b3b")
+    x = layers.MaxPooling2D(2, name="pool3")(x)
+    x = layers.SpatialDropout2D(dropout / 2, name="drop_map")(x)
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _cnn_bn(input_shape, num_classes, augment_in_model, dropout):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    if augment_in_model:
+        x = layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", name="aug_shift")(x)
+        x = layers.RandomRotation(0.03, fill_mode="nearest", name="aug_rotate")(x)
+        x = layers.RandomZoom(0.08, fill_mode="nearest", name="aug_zoom")(x)
+    x = bn_trunk(input_shape, dropout)(x)
+    x = layers.Dropout(dropout, name="drop_features")(x)
+    x = layers.Dense(64, use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(name="fc_bn")(x)
+    x = layers.Activation("relu", name="fc_relu")(x)
+    x = layers.Dropout(dropout, name="drop_fc")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
+    return keras.Model(inputs, outputs, name="cnn_bn")
+
+
+def _cnn_lstm(input_shape, num_classes, dropout, lstm_units):
+    import keras
+    from keras import layers
+
+    mask_layer = _custom_layers()["PaddedFrameMask"]
+    inputs = keras.Input(input_shape, name="clip")
+    mask = mask_layer(name="frame_mask")(inputs)
+    trunk = bn_trunk(tuple(input_shape[1:]), dropout)
+    x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
+    x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
+    x = layers.Dropout(dropout, name="drop_frames")(x)
+    x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)
+    x = layers.Dropout(dropout, name="drop_lstm")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
+    return keras.Model(inputs, outputs, name="cnn_lstm")
+
+
+def compile_model(
+    model,
+    name: str,
+    *,
+    lr: float,
+    steps_per_epoch: int,
+    epochs: int,
+    weight_decay: float = 1e-4,
+    jit_compile: bool | str = "auto",
+    top_k: int | None = None,
+) -> None:
+    """Compiles ``model`` with the optimizer its recipe uses.
+
+    ``cnn`` uses plain Adam at a constant rate (the tutorial recipe). ``cnn-bn`` and ``cnn-lstm``
+    use AdamW (decoupled weight decay) with a cosine-decay schedule over the whole run.
+    """
+    import keras
+
+    if name == "cnn":
+        optimizer = keras.optimizers.Adam(learning_rate=lr)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, steps_per_epoch * epochs), alpha=0.05
+        )
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if top_k:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=metrics,
+        jit_compile=jit_compile,
+    )
