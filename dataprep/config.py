@@ -101,6 +101,9 @@ class LabelStudioConfig(_Section):
     api_key_env: str = "LABEL_STUDIO_API_KEY"
     media_root: str = ""
     media_url_prefix: str = ""
+    resolve: Literal["majority", "latest", "ground-truth"] = "majority"
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
 
 
 class TrainConfig(_Section):

@@ -31,7 +31,7 @@ class IngestReport:
     """What one ingest run did."""
 
     added: int = 0  # new media rows
-    unchanged: int = 0  # files skipped because size and mtime were unchanged
+    unchanged: int = 0  # files already known: same size and mtime, or same content at same path
     duplicates: int = 0  # files whose content was already known under another path
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not media: (path, reason)
@@ -344,6 +344,8 @@ class _State:
             if path not in row["paths"]:
                 row["paths"] = sorted({*row["paths"], path})
                 report.duplicates += 1
+            else:  # touched but the same bytes
+                report.unchanged += 1
             if label_from_dir and row.get("label") and label != row["label"]:
                 report.label_conflicts.append(
                     f"{path}: same content as {row['path']} but in folder {label!r}, not "
