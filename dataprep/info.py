@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataprep import manifests
+from dataprep.stages import stage_overview
 from dataprep.workspace import Workspace
 
 
@@ -50,5 +51,6 @@ def summarize(workspace: Workspace) -> dict[str, Any]:
         "project": workspace.config.project.name,
         "classes": workspace.config.project.classes,
         "label_type": workspace.config.project.label_type,
+        "stages": stage_overview(workspace),
         "media": summarize_media(workspace),
     }

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from dataprep import manifests
 from dataprep.errors import MediaError, UsageError
 from dataprep.sniff import HEAD_BYTES, kind_from_content, kind_from_extension
+from dataprep.stages import record_stage
 from dataprep.workspace import Workspace
 
 Mode = Literal["copy", "link", "reference"]
@@ -244,6 +245,7 @@ def ingest(
     Holds the workspace lock; checkpoints the manifests every few seconds, so a killed run
     keeps what it finished and a rerun completes the rest.
     """
+    paths = [Path(p) for p in paths]
     settings = workspace.config.ingest
     recursive = settings.recursive if recursive is None else recursive
     label_from_dir = settings.label_from_dir if label_from_dir is None else label_from_dir
@@ -286,7 +288,16 @@ def ingest(
                 last_save = time.monotonic()
         checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
         state.save(workspace)
-    report.seconds = time.monotonic() - started
+        report.seconds = time.monotonic() - started
+        record_stage(
+            workspace, "ingest",
+            settings={"paths": [str(Path(p).absolute()) for p in paths], "recursive": recursive,
+                      "label_from_dir": label_from_dir, "mode": mode},
+            counts={"files": report.files, "added": report.added, "unchanged": report.unchanged,
+                    "duplicates": report.duplicates, "rejected": len(report.errors),
+                    "skipped": len(report.skipped), "media_total": len(state.media)},
+            failures=[{"path": p, "error": e} for p, e in report.errors],
+        )
     return report
 
 

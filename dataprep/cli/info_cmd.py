@@ -33,6 +33,27 @@ def _counts_table(title: str, counts: dict) -> object:
     return table
 
 
+def _print_stages(stages: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table("stage", "state", "finished", "counts", "settings", title="stages",
+                  title_justify="left")
+    for stage in stages:
+        if not stage["ran"]:
+            table.add_row(stage["stage"], "[dim]not run[/]", "", "", "")
+            continue
+        state = "ok"
+        if stage["stale"]:
+            state = f"[yellow]stale[/] ({', '.join(stage['changed_inputs'])} changed)"
+        elif stage["failures"]:
+            state = f"[red]{stage['failures']} failed[/]"
+        counts = ", ".join(f"{k}={v}" for k, v in stage["counts"].items())
+        settings = ", ".join(f"{k}={v}" for k, v in stage["settings"].items()
+                             if not isinstance(v, (list, dict)))
+        table.add_row(stage["stage"], state, stage["finished_at"], counts, settings)
+    console().print(table)
+
+
 def _print(summary: dict) -> None:
     from rich.table import Table
 
@@ -42,6 +63,7 @@ def _print(summary: dict) -> None:
         f"classes: {', '.join(summary['classes']) or '(none yet)'}; "
         f"label type: {summary['label_type']}"
     )
+    _print_stages(summary["stages"])
     media = summary["media"]
     if media is None:
         out.print("no media yet: run `dataprep ingest PATH`")

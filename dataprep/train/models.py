@@ -14,7 +14,7 @@ importing this module is cheap, and the backend is chosen by whoever imports Ker
 - ``cnn-lstm``: the ``cnn-bn`` trunk applied to every frame (``TimeDistributed``), then an LSTM over
   time and a softmax over clip classes. The trunk ends with ``Flatten`` over a small spatial map, so
   the frame features keep *where* things are (global average pooling would throw position away, and
-  motion is a change of position). Padded frames are masked (see :class:`PaddedFrameMask`).
+  motion is a change of position). Padded frames are masked (see ``PaddedFrameMask``).
 """
 
 from __future__ import annotations
@@ -36,15 +36,19 @@ def _custom_layers() -> dict[str, Any]:
     class PaddedFrameMask(keras.layers.Layer):
         """Returns a ``[B, T]`` boolean mask: True for real frames, False for padding.
 
-        The export pads a short clip with blank frames. A blank frame is constant in every channel,
-        whatever normalization followed, so a frame counts as padding when each channel has a
-        single value over the whole frame. A real camera frame is never exactly constant.
+        The export pads a clip of a media shorter than the clip length by repeating its last
+        real frame (``length`` in the record counts the real ones). So the padding is the
+        trailing run of frames identical to the frame before them: frame ``t`` is masked when
+        it and every later frame equal frame ``t - 1``. Frame 0 is never masked. A real video
+        whose last frames are exact copies loses nothing by masking them: they carry no motion.
         """
 
         def call(self, clips):
-            first = clips[:, :, :1, :1, :]
-            spread = ops.max(ops.abs(clips - first), axis=(2, 3, 4))
-            return ops.greater(spread, 0.0)
+            same = ops.all(ops.equal(clips[:, 1:], clips[:, :-1]), axis=(2, 3, 4))
+            same = ops.concatenate([ops.zeros_like(same[:, :1]), same], axis=1)
+            same = ops.cast(same, "int32")
+            trailing = ops.flip(ops.cumprod(ops.flip(same, axis=1), axis=1), axis=1)
+            return ops.equal(trailing, 0)
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:2])

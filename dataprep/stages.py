@@ -1,0 +1,120 @@
+"""Stage records: what ran, with which settings, on which inputs, with what result.
+
+Each stage writes ``.dataprep/stages/<stage>.json`` when it finishes: its settings, counts,
+failures, and fingerprints of the manifests it read. ``dataprep info`` compares those
+fingerprints with the manifests as they are now, so a stage whose inputs changed after it ran
+is reported as stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from dataprep import __version__
+from dataprep.atomic import atomic_write_text
+from dataprep.workspace import Workspace
+
+# Which manifests (or files under manifests/) each stage reads.
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "frames": ("media.parquet",),
+    "stats": ("frames.parquet", "splits.parquet"),
+    "augment": ("frames.parquet",),
+    "labels": ("media.parquet",),
+    "split": ("media.parquet", "labels.parquet"),
+    "export": ("frames.parquet", "labels.parquet", "splits.parquet", "stats.json"),
+}
+STAGE_ORDER = ("ingest", "frames", "labels", "split", "stats", "augment", "export")
+
+
+def file_fingerprint(path: Path) -> str | None:
+    """SHA-256 (16 hex digits) of a file's bytes, or None when it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def settings_fingerprint(settings: dict[str, Any]) -> str:
+    """A stable fingerprint of a settings mapping."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _path(workspace: Workspace, stage: str) -> Path:
+    return workspace.state_dir / "stages" / f"{stage}.json"
+
+
+def record_stage(
+    workspace: Workspace,
+    stage: str,
+    *,
+    settings: dict[str, Any],
+    counts: dict[str, Any],
+    failures: list[dict[str, Any]] | None = None,
+    inputs: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Writes the record of a finished stage run (atomically) and returns it."""
+    names = STAGE_INPUTS.get(stage, ()) if inputs is None else inputs
+    record = {
+        "stage": stage,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dataprep_version": __version__,
+        "settings": settings,
+        "counts": counts,
+        "failures": failures or [],
+        "inputs": {name: file_fingerprint(workspace.manifests / name) for name in names},
+    }
+    atomic_write_text(_path(workspace, stage), json.dumps(record, indent=2, default=str))
+    return record
+
+
+def load_stage(workspace: Workspace, stage: str) -> dict[str, Any] | None:
+    """The last record of ``stage``, or None when it has not run."""
+    path = _path(workspace, stage)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def stale_inputs(workspace: Workspace, record: dict[str, Any]) -> list[str]:
+    """Inputs of a recorded run that changed since (or appeared/disappeared)."""
+    return [
+        name
+        for name, fingerprint in record.get("inputs", {}).items()
+        if file_fingerprint(workspace.manifests / name) != fingerprint
+    ]
+
+
+def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
+    """For each stage: whether it ran, when, settings, counts, failures and staleness."""
+    overview = []
+    names = list(STAGE_ORDER) + sorted(
+        p.stem for p in (workspace.state_dir / "stages").glob("*.json")
+        if p.stem not in STAGE_ORDER
+    )
+    for stage in names:
+        record = load_stage(workspace, stage)
+        if record is None:
+            overview.append({"stage": stage, "ran": False})
+            continue
+        stale = stale_inputs(workspace, record)
+        overview.append({
+            "stage": stage,
+            "ran": True,
+            "finished_at": record["finished_at"],
+            "settings": record["settings"],
+            "counts": record["counts"],
+            "failures": len(record["failures"]),
+            "stale": bool(stale),
+            "changed_inputs": stale,
+        })
+    return overview
