@@ -67,6 +67,7 @@ class FramesConfig(_Section):
 class AugmentConfig(_Section):
     pipeline: str = "medium"
     copies: int = Field(1, ge=1)
+    seed: int = 0
 
 
 class SplitConfig(_Section):
@@ -107,11 +108,15 @@ class LabelStudioConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """Defaults of ``dataprep train-baseline`` (its options override them)."""
+
     model: Literal["cnn", "cnn-bn", "cnn-lstm"] = "cnn-bn"
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
-    image_size: int = Field(64, ge=8)
+    image_size: int = Field(0, ge=0)  # 0: the export's frame size; else resize to SxS (>= 8)
+    patience: int = Field(5, ge=1)  # early stopping: epochs without a lower val_loss
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
 
 

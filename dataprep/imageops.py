@@ -78,53 +78,116 @@ def output_size(width: int, height: int, spec: SizeSpec | None) -> tuple[int, in
     return int(spec.width), int(spec.height)
 
 
-def resize(image: np.ndarray, spec: SizeSpec | None) -> np.ndarray:
-    """Resizes per ``spec`` (channel order does not matter).
+@dataclass(frozen=True)
+class ResizePlan:
+    """How a picture of a given size becomes the target: scale the whole picture to
+    ``scaled`` (width, height), then cut ``crop`` (left, top, width, height) out of it, or centre
+    it on a black canvas ``pad`` (width, height, left, top)."""
+
+    scaled: tuple[int, int]
+    crop: tuple[int, int, int, int] | None = None
+    pad: tuple[int, int, int, int] | None = None
+
+
+def plan_resize(width: int, height: int, spec: SizeSpec | None) -> ResizePlan:
+    """The :class:`ResizePlan` of ``spec`` for a ``width`` x ``height`` picture.
 
     * ``shorter``: the shorter side becomes S, the other keeps the aspect ratio (rounded).
     * ``fit``: scaled to fit inside W x H, aspect kept, centred on black (letterbox).
     * ``crop``: scaled to cover W x H, aspect kept, centre crop.
     * ``stretch``: scaled to exactly W x H.
-
-    Shrinking uses area averaging (no aliasing), enlarging bilinear interpolation.
     """
     if spec is None:
-        return image
-    height, width = image.shape[:2]
+        return ResizePlan((width, height))
     if spec.mode in ("shorter", "stretch"):
-        new_width, new_height = output_size(width, height, spec)
-        return _scale(image, new_width, new_height)
+        return ResizePlan(output_size(width, height, spec))
     box_width, box_height = int(spec.width), int(spec.height)
     if spec.mode == "fit":
         scale = min(box_width / width, box_height / height)
         new_width = min(box_width, max(1, round(width * scale)))
         new_height = min(box_height, max(1, round(height * scale)))
-        scaled = _scale(image, new_width, new_height)
-        canvas = np.zeros((box_height, box_width, *image.shape[2:]), dtype=image.dtype)
-        top = (box_height - new_height) // 2
-        left = (box_width - new_width) // 2
-        canvas[top : top + new_height, left : left + new_width] = scaled
-        return canvas
+        pad = (box_width, box_height, (box_width - new_width) // 2, (box_height - new_height) // 2)
+        return ResizePlan((new_width, new_height), pad=pad)
     if spec.mode == "crop":
         scale = max(box_width / width, box_height / height)
         new_width = max(box_width, round(width * scale))
         new_height = max(box_height, round(height * scale))
-        scaled = _scale(image, new_width, new_height)
-        top = (new_height - box_height) // 2
-        left = (new_width - box_width) // 2
-        return np.ascontiguousarray(scaled[top : top + box_height, left : left + box_width])
+        crop = ((new_width - box_width) // 2, (new_height - box_height) // 2, box_width, box_height)
+        return ResizePlan((new_width, new_height), crop=crop)
     raise ValueError(f"unknown resize mode {spec.mode!r}")
 
 
-def _scale(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2
+def finish_resize(scaled: np.ndarray, plan: ResizePlan) -> np.ndarray:
+    """Applies the crop or letterbox of ``plan`` to the already scaled picture."""
+    if plan.crop is not None:
+        left, top, width, height = plan.crop
+        return np.ascontiguousarray(scaled[top : top + height, left : left + width])
+    if plan.pad is not None:
+        width, height, left, top = plan.pad
+        canvas = np.zeros((height, width, *scaled.shape[2:]), dtype=scaled.dtype)
+        canvas[top : top + scaled.shape[0], left : left + scaled.shape[1]] = scaled
+        return canvas
+    return scaled
 
-    old_height, old_width = image.shape[:2]
-    if (width, height) == (old_width, old_height):
+
+def resize(image: np.ndarray, spec: SizeSpec | None) -> np.ndarray:
+    """Resizes an ``uint8 [H, W, 3]`` picture per ``spec`` (see :func:`plan_resize`).
+
+    Channel order does not matter. Scaling is FFmpeg's swscale with the same settings that
+    video frames get (:func:`scale_frame`), so images and video frames are resized identically.
+    """
+    if spec is None:
         return image
-    shrinking = width * height < old_width * old_height
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+    height, width = image.shape[:2]
+    plan = plan_resize(width, height, spec)
+    if plan.scaled == (width, height):
+        return finish_resize(image, plan)
+    import av
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return finish_resize(scale_frame(frame, *plan.scaled, "rgb24"), plan)
+
+
+_GRAPHS: dict[tuple, object] = {}
+
+
+def scaler_flags(src_width: int, src_height: int, width: int, height: int) -> str:
+    """swscale flags: area averaging when shrinking (no aliasing), bicubic when enlarging, with
+    accurate rounding and full-resolution chroma (swscale's defaults smear colour when a
+    subsampled video frame is scaled and converted in one step)."""
+    shrinking = width * height < src_width * src_height
+    kernel = "area" if shrinking else "bicubic"
+    return f"{kernel}+accurate_rnd+full_chroma_int+full_chroma_inp"
+
+
+def scale_frame(frame, width: int, height: int, out_format: str) -> np.ndarray:
+    """Scales and converts a PyAV ``VideoFrame`` to ``uint8 [height, width, 3]`` in one swscale
+    pass (``out_format``: ``rgb24`` or ``bgr24``). Filter graphs are cached per geometry."""
+    from fractions import Fraction
+
+    from av.filter import Graph
+
+    src_format = frame.format.name
+    key = (frame.width, frame.height, src_format, width, height, out_format,
+           getattr(frame, "colorspace", None), getattr(frame, "color_range", None))
+    graph = _GRAPHS.get(key)
+    if graph is None:
+        if len(_GRAPHS) > 32:
+            _GRAPHS.clear()
+        graph = Graph()
+        source = graph.add_buffer(width=frame.width, height=frame.height, format=src_format,
+                                  time_base=Fraction(1, 1000))
+        flags = scaler_flags(frame.width, frame.height, width, height)
+        scale = graph.add("scale", f"{width}:{height}:flags={flags}")
+        convert = graph.add("format", out_format)
+        sink = graph.add("buffersink")
+        source.link_to(scale)
+        scale.link_to(convert)
+        convert.link_to(sink)
+        graph.configure()
+        _GRAPHS[key] = graph
+    graph.push(frame)
+    return graph.pull().to_ndarray()
 
 
 def rotate(image: np.ndarray, rotation_ccw: int) -> np.ndarray:

@@ -53,4 +53,39 @@ def summarize(workspace: Workspace) -> dict[str, Any]:
         "label_type": workspace.config.project.label_type,
         "stages": stage_overview(workspace),
         "media": summarize_media(workspace),
+        "frames": _summarize_frames(workspace),
+        "stats": _summarize_stats(workspace),
+        "labels": _summarize_labels(workspace),
+        "splits": _summarize_splits(workspace),
+        "exports": _summarize_exports(workspace),
     }
+
+
+def _summarize_splits(workspace: Workspace) -> dict[str, Any] | None:
+    from dataprep.split import summarize_splits
+
+    return summarize_splits(workspace)
+
+
+def _summarize_exports(workspace: Workspace) -> list[dict[str, Any]] | None:
+    from dataprep.export.dataset import summarize_exports
+
+    return summarize_exports(workspace)
+
+
+def _summarize_frames(workspace: Workspace) -> dict[str, Any] | None:
+    from dataprep.frames import summarize_frames
+
+    return summarize_frames(workspace)
+
+
+def _summarize_stats(workspace: Workspace) -> dict[str, Any] | None:
+    from dataprep.stats import load_stats
+
+    return load_stats(workspace)
+
+
+def _summarize_labels(workspace: Workspace) -> dict[str, Any] | None:
+    from dataprep.labels.stats import summarize_labels
+
+    return summarize_labels(workspace)

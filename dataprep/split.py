@@ -7,8 +7,9 @@
   whatever else is added. With stratification, groups already recorded in splits.parquet keep
   their split, and only new groups are placed: in order of ``u``, each to the split whose share
   of the group's class lags its target ratio most (ties: the split ``u`` falls in). Adding
-  media therefore never moves existing media either; changing the seed, ratios, grouping or
-  stratification needs ``reset=True`` (it reassigns everything, test set included).
+  media therefore never moves existing media either; options not given default to the recorded
+  settings; changing the seed, ratios, grouping or stratification needs ``reset=True`` (it
+  reassigns everything, test set included).
 * Stratified as far as groups allow: a class with fewer groups than splits cannot reach them
   all; the report warns about every class missing from a split.
 """
@@ -107,8 +108,9 @@ def group_keys(media, group_by: str) -> dict[str, str]:
     if group_by == "media":
         return {m: m for m in media["media_id"]}
     if group_by == "folder":
-        return {m: str(Path(p).parent) for m, p in zip(media["media_id"], media["path"],
-                                                        strict=True)}
+        return {
+            m: str(Path(p).parent) for m, p in zip(media["media_id"], media["path"], strict=True)
+        }
     if group_by not in media.columns or group_by == "media_id":
         columns = ", ".join(c for c in media.columns if c != "media_id")
         raise UsageError(
@@ -116,8 +118,11 @@ def group_keys(media, group_by: str) -> dict[str, str]:
         )
     keys = {}
     for media_id, value in zip(media["media_id"], media[group_by], strict=True):
-        empty = value is None or (isinstance(value, float) and value != value) or str(value) in (
-            "", "<NA>", "nan", "None")
+        empty = (
+            value is None
+            or (isinstance(value, float) and value != value)
+            or str(value) in ("", "<NA>", "nan", "None")
+        )
         keys[media_id] = media_id if empty else f"{group_by}={value}"
     return keys
 
@@ -182,7 +187,8 @@ def split_media(
 ) -> SplitReport:
     """Writes ``manifests/splits.parquet`` for every ok media (see the module docstring).
 
-    Options left as None come from ``[split]`` of dataprep.toml.
+    Options left as None take the settings recorded with the existing splits, else ``[split]``
+    of dataprep.toml.
 
     Raises:
         UsageError: for bad ratios or grouping, or settings that differ from the recorded ones
@@ -191,10 +197,13 @@ def split_media(
     """
     started = time.monotonic()
     config = workspace.config.split
-    ratios = parse_ratios(config.ratios if ratios is None else ratios)
-    group_by = group_by or config.group_by
-    stratify = config.stratify if stratify is None else stratify
-    seed = config.seed if seed is None else seed
+    recorded = {} if reset else _recorded_settings(workspace)
+    defaults = {"ratios": config.ratios, "group_by": config.group_by,
+                "stratify": config.stratify, "seed": config.seed, **recorded}
+    ratios = parse_ratios(defaults["ratios"] if ratios is None else ratios)
+    group_by = group_by or defaults["group_by"]
+    stratify = defaults["stratify"] if stratify is None else stratify
+    seed = defaults["seed"] if seed is None else seed
     settings = {"ratios": ratios, "group_by": group_by, "stratify": stratify, "seed": seed}
 
     with workspace.lock():
@@ -202,7 +211,7 @@ def split_media(
         media = media[media["status"] == "ok"].reset_index(drop=True)
         if not len(media):
             raise ManifestError(
-                f"{workspace.manifest_path('media')}: no readable media; run `dataprep ingest` first"
+                f"{workspace.manifest_path('media')}: no readable media; run `dataprep ingest`"
             )
         labels = manifests.load(workspace, "labels", missing_ok=True)
         media_labels = resolve_media_labels(media, labels)
@@ -220,11 +229,17 @@ def split_media(
                 min(c for c, n in votes.items() if n == max(votes.values())) if votes else None
             )
         assigned = assign_groups(
-            group_class, ratios, seed=seed, stratify=stratify,
-            weights={k: len(v) for k, v in members.items()}, previous=previous,
+            group_class,
+            ratios,
+            seed=seed,
+            stratify=stratify,
+            weights={k: len(v) for k, v in members.items()},
+            previous=previous,
         )
-        rows = [{"media_id": m, "group_key": key_of[m], "split": assigned[key_of[m]]}
-                for m in sorted(key_of)]
+        rows = [
+            {"media_id": m, "group_key": key_of[m], "split": assigned[key_of[m]]}
+            for m in sorted(key_of)
+        ]
         manifests.save(workspace, "splits", manifests.from_records("splits", rows))
         atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(settings, indent=2) + "\n")
 
@@ -246,17 +261,14 @@ def split_media(
     return report
 
 
-def _previous(workspace: Workspace, settings: dict, key_of: dict[str, str],
-              reset: bool) -> dict[str, str]:
+def _previous(
+    workspace: Workspace, settings: dict, key_of: dict[str, str], reset: bool
+) -> dict[str, str]:
     """The recorded ``{group_key: split}`` to keep, or {} for a fresh assignment."""
     path = workspace.manifest_path("splits")
     if reset or not path.exists():
         return {}
-    state_path = workspace.state_dir / STATE_FILE
-    try:
-        recorded = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
+    recorded = _recorded_settings(workspace) or None
     if recorded != settings:
         raise UsageError(
             f"{path} was made with settings {recorded}, not {settings}; pass --reset to "
@@ -272,6 +284,17 @@ def _previous(workspace: Workspace, settings: dict, key_of: dict[str, str],
             )
     live = set(key_of.values())
     return {k: v for k, v in previous.items() if k in live}
+
+
+def _recorded_settings(workspace: Workspace) -> dict[str, Any]:
+    """The settings of the splits on disk ({} when none are recorded)."""
+    if not workspace.manifest_path("splits").exists():
+        return {}
+    try:
+        recorded = json.loads((workspace.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def _class_counts(rows: list[dict], media_class: dict[str, str | None]) -> dict:
@@ -312,3 +335,22 @@ def _missing_classes(workspace: Workspace, report: SplitReport, ratios: list[flo
             if not report.by_class[split].get(name):
                 warnings.append(f"class {name!r} has no media in the {split} split")
     return warnings
+
+
+def summarize_splits(workspace: Workspace) -> dict[str, Any] | None:
+    """For ``dataprep info``: media and groups per split and the recorded settings."""
+    path = workspace.manifest_path("splits")
+    if not path.exists():
+        return None
+    frame = manifests.load(workspace, "splits")
+    state_path = workspace.state_dir / STATE_FILE
+    try:
+        settings = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        settings = None
+    return {
+        "manifest": str(path),
+        "settings": settings,
+        "media": {s: int((frame["split"] == s).sum()) for s in SPLITS},
+        "groups": {s: int(frame.loc[frame["split"] == s, "group_key"].nunique()) for s in SPLITS},
+    }

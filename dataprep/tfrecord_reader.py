@@ -107,7 +107,9 @@ def open_shard(path: Path | str) -> BinaryIO:
     try:
         handle = open(path, "rb")  # noqa: SIM115 - returned to the caller
     except OSError as exc:
-        raise CorruptShardError(f"{path}: cannot be opened ({exc.strerror}); re-run the export") from None
+        raise CorruptShardError(
+            f"{path}: cannot be opened ({exc.strerror}); re-run the export"
+        ) from None
     if is_gzip_path(path):
         return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
     return handle
@@ -173,7 +175,9 @@ def scan_framing(path: Path | str) -> int:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise CorruptShardError(f"{path}: cannot be read ({exc.strerror}); re-run the export") from None
+        raise CorruptShardError(
+            f"{path}: cannot be read ({exc.strerror}); re-run the export"
+        ) from None
     index = 0
     offset = 0
     with open(path, "rb") as handle:

@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DATAPREP_LOCK_TIMEOUT", "30")
 
+from labelstudio_fixture import labelstudio_server  # noqa: E402, F401
+
 
 @pytest.fixture
 def workspace(tmp_path):

@@ -24,6 +24,13 @@ COMMAND_MODULES = [
     "dataprep.cli.init_cmd",
     "dataprep.cli.ingest_cmd",
     "dataprep.cli.info_cmd",
+    "dataprep.cli.frames_cmd",
+    "dataprep.cli.stats_cmd",
+    "dataprep.cli.augment_cmd",
+    "dataprep.cli.labels_cmd",
+    "dataprep.cli.split_cmd",
+    "dataprep.cli.export_cmd",
+    "dataprep.cli.train_cmd",
 ]
 
 

@@ -164,13 +164,15 @@ def resolve_media_labels(media, labels) -> dict[str, MediaLabels]:
             segments.append((int(r["start_frame"]), int(r["end_frame"]), r["label"]))
         segments.sort()
         # several resolved whole-media choices: the first by name, deterministically
-        result[media_id] = MediaLabels(choice=choices[0] if choices else None,
-                                       segments=tuple(segments))
+        result[media_id] = MediaLabels(
+            choice=choices[0] if choices else None, segments=tuple(segments)
+        )
     return result
 
 
-def class_names_for(workspace: Workspace, media_labels: dict[str, MediaLabels],
-                    unlabelled: Unlabelled) -> list[str]:
+def class_names_for(
+    workspace: Workspace, media_labels: dict[str, MediaLabels], unlabelled: Unlabelled
+) -> list[str]:
     """``[project] classes`` when set, else the sorted labels seen; plus ``background`` if asked."""
     names = list(workspace.config.project.classes)
     if not names:
@@ -235,14 +237,14 @@ def select(
     media_labels = resolve_media_labels(media, labels)
     class_names = class_names_for(workspace, media_labels, unlabelled)
     known = set(class_names)
-    fps_of = {
-        row["media_id"]: row["fps"] for row in manifests.records(media[["media_id", "fps"]])
-    }
+    fps_of = {row["media_id"]: row["fps"] for row in manifests.records(media[["media_id", "fps"]])}
 
-    selection = Selection(unit=unit, class_names=class_names,
-                          examples={split: [] for split in SPLITS})
-    missing_split = sorted({m for m in frames["media_id"].unique()
-                            if m in media_labels and m not in split_of})
+    selection = Selection(
+        unit=unit, class_names=class_names, examples={split: [] for split in SPLITS}
+    )
+    missing_split = sorted(
+        {m for m in frames["media_id"].unique() if m in media_labels and m not in split_of}
+    )
     if missing_split:
         raise ManifestError(
             f"{workspace.manifest_path('splits')}: {len(missing_split)} media with frames have no "
@@ -290,9 +292,16 @@ def select(
                     continue
                 key = f"{split}/{media_id}/{copy_index}/{item.frame_index}"
                 selection.examples[split].append(
-                    Example(key=key, split=split, label=item.label, media_id=media_id,
-                            copy_index=copy_index, frames=(item,), length=1,
-                            fps=float(fps_of.get(media_id) or 0.0))
+                    Example(
+                        key=key,
+                        split=split,
+                        label=item.label,
+                        media_id=media_id,
+                        copy_index=copy_index,
+                        frames=(item,),
+                        length=1,
+                        fps=float(fps_of.get(media_id) or 0.0),
+                    )
                 )
         else:
             for window, length in clip_windows(items, clip_len, clip_stride):
@@ -302,9 +311,16 @@ def select(
                     continue
                 key = f"{split}/{media_id}/{copy_index}/{window[0].frame_index}"
                 selection.examples[split].append(
-                    Example(key=key, split=split, label=label, media_id=media_id,
-                            copy_index=copy_index, frames=tuple(window), length=length,
-                            fps=clip_fps(window[:length], fps_of.get(media_id)))
+                    Example(
+                        key=key,
+                        split=split,
+                        label=label,
+                        media_id=media_id,
+                        copy_index=copy_index,
+                        frames=tuple(window),
+                        length=length,
+                        fps=clip_fps(window[:length], fps_of.get(media_id)),
+                    )
                 )
             if items and len(items) < clip_len:
                 selection.padded_clips += 1

@@ -16,8 +16,16 @@ from dataprep.errors import MediaError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
 
 
 def parse_bytes(value: str | int) -> int:
@@ -28,7 +36,7 @@ def parse_bytes(value: str | int) -> int:
     """
     text = str(value).strip().upper().replace(" ", "")
     number = text.rstrip("KMGIB")
-    unit = text[len(number):]
+    unit = text[len(number) :]
     try:
         size = int(float(number) * _SIZE_UNITS[unit])
     except (ValueError, KeyError):
@@ -76,8 +84,9 @@ def shard_file(target: Path, *, compression: str = "none") -> Iterator[BinaryIO]
     raw = open(tmp, "wb")  # noqa: SIM115 - closed below
     try:
         if compression == "gzip":
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                               compresslevel=6) as stream:
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+            ) as stream:
                 yield stream  # type: ignore[misc]
         else:
             yield raw
@@ -92,8 +101,9 @@ def shard_file(target: Path, *, compression: str = "none") -> Iterator[BinaryIO]
         raise
 
 
-def read_ahead(items: Iterable[T], read: Callable[[T], R], *, workers: int = 4,
-               window: int = 64) -> Iterator[tuple[T, R]]:
+def read_ahead(
+    items: Iterable[T], read: Callable[[T], R], *, workers: int = 4, window: int = 64
+) -> Iterator[tuple[T, R]]:
     """Yields ``(item, read(item))`` in order, reading up to ``window`` items ahead in threads.
 
     Memory stays bounded by the window, whatever the number of items.

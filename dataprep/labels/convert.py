@@ -144,8 +144,9 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _base_row(media: MediaInfo, annotation: AnnotationInfo, kind: str, label: str,
-              classes: frozenset[str]) -> Row:
+def _base_row(
+    media: MediaInfo, annotation: AnnotationInfo, kind: str, label: str, classes: frozenset[str]
+) -> Row:
     return {
         "media_id": media.media_id,
         "task_id": annotation.task_id,
@@ -188,16 +189,20 @@ def _require_clock(media: MediaInfo, what: str) -> FrameClock:
     return media.clock
 
 
-def convert_choices(result: dict, media: MediaInfo, annotation: AnnotationInfo,
-                    classes: frozenset[str]) -> list[Row]:
+def convert_choices(
+    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+) -> list[Row]:
     """``Choices``: one whole-media row per chosen class."""
     value = result.get("value") or {}
-    return [_base_row(media, annotation, "choice", label, classes)
-            for label in _labels(value, "choices")]
+    return [
+        _base_row(media, annotation, "choice", label, classes)
+        for label in _labels(value, "choices")
+    ]
 
 
-def convert_timeline(result: dict, media: MediaInfo, annotation: AnnotationInfo,
-                     classes: frozenset[str]) -> list[Row]:
+def convert_timeline(
+    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+) -> list[Row]:
     """``TimelineLabels``: one segment row per range and label, in decoder frames (inclusive)."""
     value = result.get("value") or {}
     clock = _require_clock(media, "a timeline segment")
@@ -214,8 +219,13 @@ def convert_timeline(result: dict, media: MediaInfo, annotation: AnnotationInfo,
                 ) from None
             first, last = min(first, last), max(first, last)
             row = _base_row(media, annotation, "segment", label, classes)
-            row.update(start_frame=first, end_frame=last, start_s=clock.time_of(first),
-                       end_s=clock.end_time_of(last), track_id=result.get("id"))
+            row.update(
+                start_frame=first,
+                end_frame=last,
+                start_s=clock.time_of(first),
+                end_s=clock.end_time_of(last),
+                track_id=result.get("id"),
+            )
             rows.append(row)
     return rows
 
@@ -233,13 +243,17 @@ def _pixels(item: dict, width: int | None, height: int | None, media_id: str) ->
         w = float(item["width"]) / 100.0 * width
         h = float(item["height"]) / 100.0 * height
     except (KeyError, TypeError, ValueError):
-        raise ConversionError(f"media {media_id}: box {item!r} lacks numeric x/y/width/height") from None
+        raise ConversionError(
+            f"media {media_id}: box {item!r} lacks numeric x/y/width/height"
+        ) from None
     angle = float(item.get("rotation") or 0.0)
     if angle % 360:
         rad = math.radians(angle)
         cos, sin = math.cos(rad), math.sin(rad)
-        corners = [(x + dx * cos - dy * sin, y + dx * sin + dy * cos)
-                   for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
+        corners = [
+            (x + dx * cos - dy * sin, y + dx * sin + dy * cos)
+            for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))
+        ]
         xs = [c[0] for c in corners]
         ys = [c[1] for c in corners]
         x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
@@ -279,9 +293,11 @@ def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple
             t0, t1 = clock.time_of(index), clock.time_of(nxt_index)
             for frame in range(index + 1, nxt_index):
                 weight = (clock.time_of(frame) - t0) / (t1 - t0) if t1 > t0 else 0.0
-                box = {p: float(key.get(p) or 0.0) + (float(nxt.get(p) or 0.0)
-                                                      - float(key.get(p) or 0.0)) * weight
-                       for p in props}
+                box = {
+                    p: float(key.get(p) or 0.0)
+                    + (float(nxt.get(p) or 0.0) - float(key.get(p) or 0.0)) * weight
+                    for p in props
+                }
                 out.append((frame, box, False))
         elif clock.last_index is not None:
             for frame in range(index + 1, clock.last_index + 1):
@@ -289,8 +305,9 @@ def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple
     return out
 
 
-def convert_video_rectangle(result: dict, media: MediaInfo, annotation: AnnotationInfo,
-                            classes: frozenset[str]) -> list[Row]:
+def convert_video_rectangle(
+    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+) -> list[Row]:
     """``VideoRectangle`` (+ ``Labels``): one box row per frame of the track, interpolated."""
     value = result.get("value") or {}
     clock = _require_clock(media, "a video box track")
@@ -300,15 +317,26 @@ def convert_video_rectangle(result: dict, media: MediaInfo, annotation: Annotati
         x, y, w, h = _pixels(box, media.width, media.height, media.media_id)
         for label in labels:
             row = _base_row(media, annotation, "box", label, classes)
-            row.update(frame_index=frame_index, start_frame=frame_index, end_frame=frame_index,
-                       start_s=clock.time_of(frame_index), end_s=clock.end_time_of(frame_index),
-                       track_id=result.get("id"), keyframe=keyframe, x=x, y=y, w=w, h=h)
+            row.update(
+                frame_index=frame_index,
+                start_frame=frame_index,
+                end_frame=frame_index,
+                start_s=clock.time_of(frame_index),
+                end_s=clock.end_time_of(frame_index),
+                track_id=result.get("id"),
+                keyframe=keyframe,
+                x=x,
+                y=y,
+                w=w,
+                h=h,
+            )
             rows.append(row)
     return rows
 
 
-def convert_rectangle_labels(result: dict, media: MediaInfo, annotation: AnnotationInfo,
-                             classes: frozenset[str]) -> list[Row]:
+def convert_rectangle_labels(
+    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+) -> list[Row]:
     """``RectangleLabels`` on an image: one box row (frame_index 0) per label."""
     value = result.get("value") or {}
     width = media.width or result.get("original_width")
@@ -351,8 +379,13 @@ def result_type(result: dict) -> str | None:
     return None
 
 
-def convert_annotation(results: Iterable[dict], media: MediaInfo, annotation: AnnotationInfo,
-                       classes: Iterable[str], report: ConversionReport | None = None) -> list[Row]:
+def convert_annotation(
+    results: Iterable[dict],
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    classes: Iterable[str],
+    report: ConversionReport | None = None,
+) -> list[Row]:
     """Converts one annotation's results into manifest rows.
 
     Results of types dataprep does not convert are listed in ``report.ignored``.
@@ -387,7 +420,8 @@ def annotator_name(completed_by: Any, users: dict[int, str] | None = None) -> st
         return None
     if isinstance(completed_by, dict):
         return completed_by.get("email") or (
-            str(completed_by["id"]) if completed_by.get("id") is not None else None)
+            str(completed_by["id"]) if completed_by.get("id") is not None else None
+        )
     if isinstance(completed_by, int) and users and completed_by in users:
         return users[completed_by]
     return str(completed_by)
@@ -413,8 +447,11 @@ def min_value_to_results(value: Any, from_name: str, choice_names: Iterable[str]
     for item in items:
         if not isinstance(item, dict):
             continue
-        body = {k: v for k, v in item.items() if k not in ("type", "original_width",
-                                                          "original_height", "id")}
+        body = {
+            k: v
+            for k, v in item.items()
+            if k not in ("type", "original_width", "original_height", "id")
+        }
         result = {"from_name": from_name, "value": body, "id": item.get("id")}
         for key in ("original_width", "original_height"):
             if key in item:

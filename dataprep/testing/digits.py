@@ -46,3 +46,20 @@ def write_digits(root: Path, *, size: int = 32, limit: int | None = None) -> dic
         write_image(Path(root) / name / f"digit_{index:04d}.png", image=image)
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dataprep.testing.digits OUT [--size S] [--limit N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write scikit-learn's digits as class folders.")
+    parser.add_argument("out", type=Path, help="output folder (one sub-folder per digit)")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    counts = write_digits(args.out, size=args.size, limit=args.limit)
+    print(f"wrote {sum(counts.values())} images to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -115,3 +115,24 @@ def write_gesture_set(root: Path, spec: GestureSpec = GestureSpec()) -> dict[str
             written[label].append(path)
     (root / "gestures.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
     return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dataprep.testing.gestures OUT [--per-class N] [--size S] [--frames T]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the generated gesture video set.")
+    parser.add_argument("out", type=Path, help="output folder (class sub-folders are made)")
+    parser.add_argument("--per-class", type=int, default=GestureSpec.per_class)
+    parser.add_argument("--size", type=int, default=GestureSpec.size)
+    parser.add_argument("--frames", type=int, default=GestureSpec.frames)
+    parser.add_argument("--seed", type=int, default=GestureSpec.seed)
+    args = parser.parse_args(argv)
+    spec = GestureSpec(per_class=args.per_class, size=args.size, frames=args.frames,
+                       seed=args.seed)
+    written = write_gesture_set(args.out, spec)
+    print(f"wrote {sum(len(v) for v in written.values())} videos to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

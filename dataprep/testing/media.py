@@ -170,3 +170,55 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     os.symlink(folder / "does-not-exist.mp4", paths["broken_link"])
     paths["not_media"].write_text("some notes\n")
     return paths
+
+
+def write_textured_video(
+    path: Path,
+    seconds: float,
+    *,
+    fps: float = 30.0,
+    width: int = 1280,
+    height: int = 720,
+    gop: int = 250,
+    crf: int = 23,
+    seed: int = 0,
+) -> Path:
+    """Encodes camera-like H.264 (for benchmarks): a textured scene panning under a moving object.
+
+    The texture has detail at several scales, so the bitrate and decode cost resemble real
+    footage more than flat synthetic frames do. ``gop``: key-frame interval in frames (x264's
+    default is 250).
+    """
+    import av
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    canvas_w, canvas_h = width * 2, height + 200
+    scene = np.zeros((canvas_h, canvas_w, 3), np.float32)
+    for scale, weight in ((8, 120.0), (32, 60.0), (128, 30.0), (512, 12.0)):
+        small = rng.random((max(2, canvas_h * scale // 2048), max(2, canvas_w * scale // 2048), 3))
+        scene += weight * cv2.resize(small.astype(np.float32), (canvas_w, canvas_h),
+                                     interpolation=cv2.INTER_CUBIC)
+    scene = np.clip(scene, 0, 255).astype(np.uint8)
+    n_frames = int(round(seconds * fps))
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "keyint_min": str(min(gop, 25)),
+                          "g": str(gop)}
+        stream.codec_context.gop_size = gop
+        for i in range(n_frames):
+            x = int((canvas_w - width) * (0.5 + 0.5 * np.sin(i / 200.0)))
+            y = int((canvas_h - height) * (0.5 + 0.5 * np.cos(i / 130.0)))
+            frame = np.ascontiguousarray(scene[y : y + height, x : x + width])
+            cx = int(width * (0.5 + 0.35 * np.sin(i / 23.0)))
+            cy = int(height * (0.5 + 0.3 * np.cos(i / 17.0)))
+            cv2.circle(frame, (cx, cy), height // 8, (230, 40, 40), -1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

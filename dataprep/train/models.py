@@ -53,7 +53,29 @@ def _custom_layers() -> dict[str, Any]:
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:2])
 
-    return {"PaddedFrameMask": PaddedFrameMask}
+    @keras.saving.register_keras_serializable(package="dataprep")
+    class SpatialSoftArgmax(keras.layers.Layer):
+        """Feature map ``[B, H, W, C]`` to ``[B, 2C]``: each channel's expected (x, y) position.
+
+        A softmax over the positions of each channel, then the mean of the pixel coordinates
+        (in [-1, 1]) under it: a differentiable "where is this feature" (spatial soft-argmax, as
+        in Levine et al. 2016). It keeps exactly what global average pooling throws away.
+        """
+
+        def call(self, maps):
+            height, width, channels = maps.shape[1], maps.shape[2], maps.shape[3]
+            flat = ops.reshape(ops.transpose(maps, (0, 3, 1, 2)), (-1, channels, height * width))
+            weights = ops.softmax(ops.cast(flat, "float32"), axis=-1)
+            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, height), ops.linspace(-1.0, 1.0, width),
+                                  indexing="ij")
+            expected_x = ops.sum(weights * ops.reshape(xs, (1, 1, -1)), axis=-1)
+            expected_y = ops.sum(weights * ops.reshape(ys, (1, 1, -1)), axis=-1)
+            return ops.cast(ops.concatenate([expected_x, expected_y], axis=-1), self.compute_dtype)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], 2 * input_shape[3])
+
+    return {"PaddedFrameMask": PaddedFrameMask, "SpatialSoftArgmax": SpatialSoftArgmax}
 
 
 def custom_objects() -> dict[str, Any]:
@@ -131,7 +153,7 @@ def _conv_bn(x, filters, name):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk"):
+def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", final_pool: bool = True):
     """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a flat, position-keeping vector.
 
     Conv 32, Conv 32, MaxPool, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool (``same`` padding,
@@ -148,9 +170,19 @@ def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk"):
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = _conv_bn(x, 64, "b3a")
     x = _conv_bn(x, 64, "b3b")
+    import os
+    mode = os.environ.get("TRUNK", "flat")
+    keypoints = _custom_layers()["SpatialSoftArgmax"](name="keypoints")(x) if mode != "flat" else None
+    x0 = x
     x = layers.MaxPooling2D(2, name="pool3")(x)
     x = layers.SpatialDropout2D(dropout / 2, name="drop_map")(x)
     x = layers.Flatten(name="flatten")(x)
+    if mode == "kp":
+        x = keypoints
+    elif mode == "kpgmp":
+        x = layers.Concatenate(name="features")([keypoints, layers.GlobalMaxPooling2D()(x0)])
+    elif mode == "both":
+        x = layers.Concatenate(name="features")([x, keypoints])
     return keras.Model(inputs, x, name=name)
 
 
@@ -181,7 +213,8 @@ def _cnn_lstm(input_shape, num_classes, dropout, lstm_units):
     mask_layer = _custom_layers()["PaddedFrameMask"]
     inputs = keras.Input(input_shape, name="clip")
     mask = mask_layer(name="frame_mask")(inputs)
-    trunk = bn_trunk(tuple(input_shape[1:]), dropout)
+    import os
+    trunk = bn_trunk(tuple(input_shape[1:]), dropout, final_pool=os.environ.get("FP","1")=="1")
     x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
     x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
     x = layers.Dropout(dropout, name="drop_frames")(x)

@@ -1,0 +1,99 @@
+"""``dataprep augment`` (materialize augmented copies) and ``dataprep preview`` (contact sheet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli.common import (
+    JobsOpt,
+    JsonOpt,
+    OverwriteOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+)
+from dataprep.cli.progress import progress_bar
+
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option("--pipeline", "-p",
+                 help="Preset (light, medium, heavy) or an albumentations YAML/JSON file."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Draw seed (default: [augment] seed).")]
+
+
+@handle_errors
+def augment(
+    pipeline: PipelineOpt = None,
+    copies: Annotated[int | None, typer.Option("--copies", "-n", min=1, help="Copies per frame.")] = None,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = None,
+    overwrite: OverwriteOpt = False,
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write N augmented copies of every extracted frame (rows flagged augmented, copy_index 1..N).
+
+    Copy k of a media uses one random draw for all its frames. Copies keep the media_id of
+    their source, so they stay in its split and never reach validation or test data.
+
+    Example: `dataprep augment --pipeline medium --copies 2`
+    """
+    from dataprep.augment import augment_frames
+
+    ws = open_ws(workspace)
+    with progress_bar("augment", "images") as update:
+        report = augment_frames(ws, pipeline=pipeline, copies=copies, seed=seed, jobs=jobs,
+                                overwrite=overwrite, progress=update)
+    if json_output:
+        print_json(report.to_dict())
+        return
+    rate = report.written / report.seconds if report.seconds else 0.0
+    console().print(
+        f"{report.media} media, pipeline {report.pipeline}, {report.copies} copies: wrote "
+        f"{report.written} images ({rate:,.1f}/s), kept {report.kept}, removed {report.removed}; "
+        f"{report.rows} augmented rows in the manifest"
+    )
+
+
+@handle_errors
+def preview(
+    pipeline: PipelineOpt = None,
+    media: Annotated[
+        list[str] | None, typer.Option("--media", "-m", help="Media id to show (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG file (default preview.png).")] = None,
+    per_media: Annotated[int, typer.Option("--frames-per-media", min=1, help="Frames per row.")] = 6,
+    max_media: Annotated[int, typer.Option("--max-media", min=1, help="Media rows at most.")] = 8,
+    seed: SeedOpt = None,
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a PNG contact sheet: sampled frames per media, original next to augmented.
+
+    `--pipeline none` shows originals only.
+
+    Example: `dataprep preview --pipeline heavy --out sheet.png`
+    """
+    from dataprep.preview import make_preview
+
+    ws = open_ws(workspace)
+    result = make_preview(ws, pipeline=pipeline, media_ids=media, out=out, per_media=per_media,
+                          max_media=max_media, seed=seed)
+    if json_output:
+        print_json(result)
+        return
+    console().print(
+        f"wrote {result['path']} ({result['width']}x{result['height']}): {result['media']} media, "
+        f"{result['frames']} frames, pipeline {result['pipeline'] or 'none'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("augment")(augment)
+    app.command("preview")(preview)

@@ -1,0 +1,92 @@
+"""``dataprep frames``: extract frames of every ingested media."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dataprep.cli.common import (
+    JobsOpt,
+    JsonOpt,
+    OverwriteOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+)
+from dataprep.cli.progress import progress_bar
+from dataprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+
+
+@handle_errors
+def frames(
+    fps: Annotated[float | None, typer.Option("--fps", help="Frames per second, by timestamps.")] = None,
+    every: Annotated[int | None, typer.Option("--every", help="Every Nth decoded frame.")] = None,
+    count: Annotated[int | None, typer.Option("--count", help="K frames spread evenly over time.")] = None,
+    keyframes: Annotated[bool, typer.Option("--keyframes", help="Only key frames.")] = False,
+    all_frames: Annotated[bool, typer.Option("--all", help="Every frame.")] = False,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="S (shorter side, aspect kept), WxH (with --resize), or original."),
+    ] = None,
+    resize: Annotated[
+        str | None, typer.Option("--resize", help="shorter, fit (letterbox), crop (center) or stretch.")
+    ] = None,
+    image_format: Annotated[str | None, typer.Option("--format", help="jpg, png or webp.")] = None,
+    quality: Annotated[
+        int | None, typer.Option("--quality", min=1, max=100, help="1..100 (PNG: compression effort).")
+    ] = None,
+    jobs: JobsOpt = None,
+    overwrite: OverwriteOpt = False,
+    keep_partial: Annotated[
+        bool, typer.Option("--keep-partial", help="Keep frames decoded before a damaged part.")
+    ] = False,
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Extract frames of ingested media into frames/<media_id>/ and manifests/frames.parquet.
+
+    Choose at most one sampling option; the rest comes from [frames] in dataprep.toml. A rerun
+    skips media already done with the same settings; other settings need --overwrite. Exit
+    code 1 when some media failed (listed).
+
+    Example: `dataprep frames --fps 5 --size 224`
+    """
+    from dataprep.frames import extract_frames
+
+    modes = [name for name, on in (("fps", fps is not None), ("every", every is not None),
+                                   ("count", count is not None), ("keyframes", keyframes),
+                                   ("all", all_frames)) if on]
+    if len(modes) > 1:
+        raise UsageError(f"choose one sampling option, not --{' and --'.join(modes)}")
+    ws = open_ws(workspace)
+    with progress_bar("frames", "frames") as update:
+        report = extract_frames(
+            ws, sampling=modes[0] if modes else None, fps=fps, every=every, count=count,
+            size=size, resize=resize, format=image_format, quality=quality, jobs=jobs,
+            overwrite=overwrite, keep_partial=keep_partial, progress=update,
+        )
+    if json_output:
+        print_json(report.to_dict())
+    else:
+        _print_summary(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+def _print_summary(report) -> None:
+    rate = report.frames_written / report.seconds if report.seconds else 0.0
+    console().print(
+        f"{report.media} media ({report.settings}): {report.extracted} extracted, "
+        f"{report.unchanged} already done, {len(report.failed)} failed; wrote "
+        f"{report.frames_written} frames in {report.seconds:.1f}s ({rate:,.1f} frames/s); "
+        f"{report.frames_total} frames in the manifest"
+    )
+    for failure in report.failed:
+        kept = f" (kept {failure['frames_kept']} frames)" if failure["frames_kept"] else ""
+        console().print(f"[red]failed:[/] {failure['media_id']}: {failure['error']}{kept}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("frames")(frames)

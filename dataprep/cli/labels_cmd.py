@@ -1,0 +1,295 @@
+"""``dataprep labels push|sync|import|stats``: annotate in Label Studio, bring labels back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+from dataprep.cli.progress import progress_bar
+from dataprep.errors import EXIT_OK, EXIT_PARTIAL
+
+labels_app = typer.Typer(
+    name="labels",
+    help="Annotate in Label Studio: push media as tasks, sync annotations into "
+    "manifests/labels.parquet, import export files, agreement statistics.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Label Studio URL (default: [labelstudio] url).", show_default=False
+    ),
+]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="Project id or title (default: [labelstudio] project).",
+        show_default=False,
+    ),
+]
+ResolveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resolve",
+        help="majority, latest or ground-truth: which annotation's labels "
+        "are used for training (default: [labelstudio] resolve).",
+        show_default=False,
+    ),
+]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="fail: stop on a malformed annotation (nothing written); "
+        "skip: leave that task out and report it.",
+    ),
+]
+
+
+@labels_app.command("push")
+@handle_errors
+def push(
+    url: UrlOpt = None,
+    project: ProjectOpt = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Create the project (labeling config from the "
+            "workspace's classes and label type) if it does not exist.",
+        ),
+    ] = False,
+    media_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--media-root",
+            help="Folder Label Studio serves local files from (its "
+            "LOCAL_FILES_DOCUMENT_ROOT); media must lie in sub-folders of it.",
+        ),
+    ] = None,
+    media_url_prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--media-url-prefix",
+            help="Serve media by URL instead: PREFIX/<path relative to the media root>.",
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind", help="video or image: which media to push (a project shows one kind)."
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Create one task per ok media in a Label Studio project; a rerun adds only new media.
+
+    The API key is read from $LABEL_STUDIO_API_KEY (or the variable named by
+    [labelstudio] api_key_env), never from a file.
+
+    Example: `dataprep labels push --project gestures --create --media-root /data`
+    """
+    from dataprep.labels.push import push as run_push
+
+    ws = open_ws(workspace)
+    with progress_bar("push", "tasks") as update:
+        report = run_push(
+            ws,
+            url=url,
+            project=project,
+            create=create,
+            media_root=str(media_root) if media_root else None,
+            media_url_prefix=media_url_prefix,
+            kind=kind,
+            progress=update,
+        )
+    if json_output:
+        print_json(report.to_dict())
+    else:
+        made = " (created)" if report.created_project else ""
+        console().print(
+            f"project {report.project_id} {report.project_title!r}{made} at {report.url}: "
+            f"{report.added} tasks added, {report.already_present} already there"
+            + (
+                f", {report.skipped_other_kind} other-kind media not pushed"
+                if report.skipped_other_kind
+                else ""
+            )
+        )
+        for line in report.errors:
+            console().print(f"[yellow]not pushed:[/] {line}")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+def _print_conversion(conversion: dict) -> None:
+    out = console()
+    for title, key in (
+        ("rejected", "rejected_tasks"),
+        ("unmatched", "unmatched_tasks"),
+        ("error", "errors"),
+        ("ignored", "ignored_results"),
+    ):
+        for line in conversion[key]:
+            out.print(f"[yellow]{title}:[/] {line}")
+    unknown = conversion["labels_not_in_classes"]
+    if unknown:
+        listed = ", ".join(f"{k!r} ({v} rows)" for k, v in sorted(unknown.items()))
+        out.print(
+            f"[yellow]warning:[/] labels not among the workspace's classes (kept, "
+            f"in_classes=false): {listed}"
+        )
+
+
+@labels_app.command("sync")
+@handle_errors
+def sync(
+    url: UrlOpt = None,
+    project: ProjectOpt = None,
+    resolve: ResolveOpt = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Re-read every task, not only those changed since the last sync."
+        ),
+    ] = False,
+    on_error: OnErrorOpt = "fail",
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Pull annotations into manifests/labels.parquet (incremental after the first run).
+
+    Deleted or cancelled annotations disappear; box tracks are interpolated between key frames;
+    frame numbers are the decoder's 0-based frame_index.
+
+    Example: `dataprep labels sync --resolve majority`
+    """
+    from dataprep.labels.sync import sync as run_sync
+
+    ws = open_ws(workspace)
+    with progress_bar("sync", "tasks") as update:
+        report = run_sync(
+            ws,
+            url=url,
+            project=project,
+            resolve=resolve,
+            full=full,
+            on_error=on_error,
+            progress=update,
+        )
+    data = report.to_dict()
+    if json_output:
+        print_json(data)
+    else:
+        console().print(
+            f"{report.mode} sync of project {report.project_id}: {report.tasks_fetched} of "
+            f"{report.tasks_total} tasks fetched, {report.tasks_removed} removed; "
+            f"{report.rows} rows ({report.resolved_rows} resolved by {report.policy}) -> "
+            f"{ws.manifest_path('labels')}"
+        )
+        _print_conversion(data)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+@labels_app.command("import")
+@handle_errors
+def import_(
+    export_file: Annotated[Path, typer.Argument(help="Label Studio export (JSON or JSON_MIN).")],
+    resolve: ResolveOpt = None,
+    on_error: OnErrorOpt = "fail",
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Convert a Label Studio export file into manifests/labels.parquet (replacing it).
+
+    Tasks match media by media_id in the task data, else by file name.
+
+    Example: `dataprep labels import project-1-at-2026-01-01.json`
+    """
+    from dataprep.labels.importer import import_export
+
+    ws = open_ws(workspace)
+    with progress_bar("import", "tasks") as update:
+        report = import_export(ws, export_file, resolve=resolve, on_error=on_error, progress=update)
+    data = report.to_dict()
+    if json_output:
+        print_json(data)
+    else:
+        console().print(
+            f"{report.format} export {report.path}: {report.conversion.tasks} tasks, "
+            f"{report.conversion.annotations} annotations -> {report.rows} rows "
+            f"({report.resolved_rows} resolved by {report.policy})"
+        )
+        _print_conversion(data)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+@labels_app.command("stats")
+@handle_errors
+def stats(json_output: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
+    """Label counts and inter-annotator agreement per class (percent, Cohen's and Fleiss' kappa).
+
+    Example: `dataprep labels stats --json | jq .agreement.per_class`
+    """
+    from dataprep.labels.stats import labels_stats
+
+    summary = labels_stats(open_ws(workspace))
+    if json_output:
+        print_json(summary)
+        return
+    _print_stats(summary)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_stats(summary: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(
+        f"{summary['rows']} rows, {summary['media']} media, {summary['annotations']} "
+        f"annotations by {len(summary['annotators'])} annotators"
+    )
+    for kind, counts in summary["resolved_by_class"].items():
+        table = Table("class", "count", title=f"resolved {kind} labels", title_justify="left")
+        for label, count in counts.items():
+            table.add_row(label, str(count))
+        out.print(table)
+    if summary["labels_not_in_classes"]:
+        out.print(f"[yellow]labels not in classes:[/] {summary['labels_not_in_classes']}")
+    agreement = summary["agreement"]
+    if not agreement["items"]:
+        out.print("agreement: no media with two or more annotators")
+        return
+    table = Table(
+        "class",
+        "items",
+        "% agreement",
+        "Fleiss kappa",
+        "Cohen kappa (pairs)",
+        title="agreement",
+        title_justify="left",
+    )
+    blocks = [("(all)", agreement["overall"])] + list(agreement["per_class"].items())
+    for name, block in blocks:
+        pairs = ", ".join(f"{k}: {_fmt(v)}" for k, v in block["cohen_kappa"].items())
+        table.add_row(
+            name,
+            str(block["items"]),
+            _fmt(block["percent_agreement"]),
+            _fmt(block["fleiss_kappa"]),
+            pairs or "-",
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(labels_app, name="labels")

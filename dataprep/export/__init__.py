@@ -1,0 +1,1 @@
+"""Export of selected, labelled, split examples: TFRecord, image folder, Parquet."""

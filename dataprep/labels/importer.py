@@ -1,0 +1,188 @@
+"""``labels import``: a Label Studio export file (JSON or JSON_MIN) into labels.parquet.
+
+Tasks are matched to media by ``media_id`` in the task data, falling back to the media file name.
+The export is a complete snapshot, so the manifest is replaced (atomically) by its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataprep import manifests
+from dataprep.errors import UsageError
+from dataprep.labels import config_xml
+from dataprep.labels.convert import min_value_to_results
+from dataprep.labels.resolve import POLICIES
+from dataprep.labels.sync import state_path
+from dataprep.labels.tasks import (
+    ClockCache,
+    ConvertReport,
+    MediaTable,
+    ProgressFn,
+    convert_tasks,
+    finish_rows,
+    record_labels_stage,
+)
+from dataprep.workspace import Workspace
+
+#: JSON_MIN keys that describe the annotation, not the task data.
+MIN_META_KEYS = (
+    "id",
+    "annotator",
+    "annotation_id",
+    "created_at",
+    "updated_at",
+    "lead_time",
+    "agreement",
+)
+
+
+@dataclass
+class ImportReport:
+    """What one import did."""
+
+    path: str
+    format: str  # JSON | JSON_MIN
+    policy: str
+    rows: int = 0
+    resolved_rows: int = 0
+    seconds: float = 0.0
+    conversion: ConvertReport = field(default_factory=ConvertReport)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.conversion.errors or self.conversion.rejected or self.conversion.unmatched)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "resolve": self.policy,
+            "rows": self.rows,
+            "resolved_rows": self.resolved_rows,
+            "seconds": round(self.seconds, 3),
+            **self.conversion.to_dict(),
+        }
+
+
+def detect_format(records: list) -> str:
+    """``JSON`` (tasks with an ``annotations`` list) or ``JSON_MIN`` (flat annotation records)."""
+    if any(isinstance(r, dict) and isinstance(r.get("annotations"), list) for r in records):
+        return "JSON"
+    return "JSON_MIN"
+
+
+def tasks_from_min(
+    records: list[dict], choice_names: tuple[str, ...] = (config_xml.CHOICES_NAME,)
+) -> list[dict]:
+    """Rebuilds JSON-format tasks (data + annotations) from JSON_MIN records.
+
+    A record's list/dict fields are results (their control tag named by the key); a bare
+    string is a single choice only under a known choices name (``label`` in dataprep's configs);
+    every other field is task data.
+    """
+    tasks: dict[Any, dict] = {}
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UsageError(f"JSON_MIN record {position} is not an object")
+        data, results = {}, []
+        for key, value in record.items():
+            if key in MIN_META_KEYS:
+                continue
+            converted = min_value_to_results(value, key, choice_names)
+            if converted:
+                results += converted
+            elif not isinstance(value, (list, dict)):
+                data[key] = value
+        task_id = record.get("id", f"record-{position}")
+        task = tasks.setdefault(task_id, {"id": record.get("id"), "data": data, "annotations": []})
+        if record.get("annotation_id") is None and not results:
+            continue  # a task without annotations
+        task["annotations"].append(
+            {
+                "id": record.get("annotation_id"),
+                "completed_by": record.get("annotator"),
+                "updated_at": record.get("updated_at") or record.get("created_at"),
+                "result": results,
+                "ground_truth": False,
+                "was_cancelled": False,
+            }
+        )
+    return list(tasks.values())
+
+
+def import_export(
+    workspace: Workspace,
+    path: Path,
+    *,
+    resolve: str | None = None,
+    on_error: str = "fail",
+    progress: ProgressFn | None = None,
+) -> ImportReport:
+    """Converts a Label Studio export file into ``manifests/labels.parquet`` (replacing it).
+
+    Raises:
+        UsageError: when the file is missing, not JSON, or not a list of tasks/records.
+        ConversionError: on a malformed annotation with ``on_error="fail"`` (nothing written).
+    """
+    started = time.monotonic()
+    settings = workspace.config.labelstudio
+    policy = resolve or settings.resolve
+    if policy not in POLICIES:
+        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror}); check the path") from None
+    except ValueError as exc:
+        raise UsageError(
+            f"{path}: not valid JSON ({exc}); export again as JSON or JSON_MIN"
+        ) from None
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list):
+        raise UsageError(f"{path}: expected a list of tasks (Label Studio JSON or JSON_MIN export)")
+    fmt = detect_format(records)
+    tasks = records if fmt == "JSON" else tasks_from_min(records)
+    for position, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("data", {}), dict):
+            raise UsageError(f"{path}: task {position} is not an object with a data object")
+    media = MediaTable.load(workspace)
+    clocks = ClockCache(media)
+    report = ImportReport(path=str(path), format=fmt, policy=policy)
+    rows = convert_tasks(
+        tasks,
+        media,
+        clocks,
+        classes=workspace.config.project.classes,
+        media_root=settings.media_root or None,
+        url_prefix=settings.media_url_prefix or None,
+        server_url=settings.url,
+        on_error=on_error,
+        report=report.conversion,
+        progress=progress,
+        total=len(tasks),
+    )
+    frame = finish_rows(rows, policy, clocks)
+    with workspace.lock():
+        manifests.save(workspace, "labels", frame)
+        state_path(workspace).unlink(missing_ok=True)  # the next sync must be full
+        record_labels_stage(
+            workspace,
+            {"source": "import", "path": str(path), "format": fmt, "resolve": policy},
+            {
+                "rows": int(len(frame)),
+                "resolved_rows": int(frame["resolved"].sum()) if len(frame) else 0,
+                "tasks": report.conversion.tasks,
+            },
+            report.conversion,
+        )
+    report.rows = int(len(frame))
+    report.resolved_rows = int(frame["resolved"].sum()) if len(frame) else 0
+    report.seconds = time.monotonic() - started
+    return report

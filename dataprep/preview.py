@@ -1,0 +1,160 @@
+"""``preview``: a PNG contact sheet of sampled frames per media, original next to augmented.
+
+One band per media: the media id on the left, then a row of frames spread over the media
+(from ``manifests/frames.parquet`` when the media has extracted frames, otherwise decoded
+from the media file with ``--count``). With a pipeline, a second row shows the same frames
+augmented with one draw for the whole row (what a clip of that media would get).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dataprep import manifests
+from dataprep.errors import ManifestError, MediaError, UsageError
+from dataprep.workspace import Workspace
+
+TILE_HEIGHT = 96
+LABEL_WIDTH = 150
+GAP = 4
+BACKGROUND = (32, 32, 32)
+
+
+def _spread(items: list, wanted: int) -> list:
+    if len(items) <= wanted:
+        return items
+    return [items[int((k + 0.5) * len(items) / wanted)] for k in range(wanted)]
+
+
+def _media_frames(workspace: Workspace, media_row: dict, extracted, per_media: int) -> list[np.ndarray]:
+    from dataprep.frames import read_frames
+    from dataprep.imageops import read_image_rgb
+
+    rows = extracted[extracted["media_id"] == media_row["media_id"]] if len(extracted) else extracted
+    if len(rows):
+        paths = _spread(sorted(rows["path"].tolist()), per_media)
+        return [read_image_rgb(workspace.root / p) for p in paths]
+    return [f.image for f in read_frames(media_row["path"], sampling="count", count=per_media,
+                                         size=str(TILE_HEIGHT))]
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / h))
+    interpolation = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def _row(images: list[np.ndarray], label: str) -> np.ndarray:
+    import cv2
+
+    tiles = [_fit_height(im, TILE_HEIGHT) for im in images]
+    width = LABEL_WIDTH + sum(t.shape[1] + GAP for t in tiles)
+    row = np.full((TILE_HEIGHT, width, 3), BACKGROUND, np.uint8)
+    for i, line in enumerate(label.split("\n")):
+        cv2.putText(row, line, (6, 24 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1,
+                    cv2.LINE_AA)
+    x = LABEL_WIDTH
+    for tile in tiles:
+        row[:, x : x + tile.shape[1]] = tile
+        x += tile.shape[1] + GAP
+    return row
+
+
+def make_preview(
+    workspace: Workspace,
+    *,
+    pipeline: str | Path | None = None,
+    media_ids: list[str] | None = None,
+    out: Path | None = None,
+    per_media: int = 6,
+    max_media: int = 8,
+    seed: int | None = None,
+) -> dict:
+    """Writes the contact sheet PNG.
+
+    Args:
+        workspace: the workspace.
+        pipeline: preset name or pipeline file; default ``[augment] pipeline``; ``"none"`` shows
+            originals only.
+        media_ids: media to show (default: the first ``max_media`` ok media by id).
+        out: PNG path (default ``<workspace>/preview.png``).
+        per_media: frames per media.
+        max_media: media shown when ``media_ids`` is not given.
+        seed: draw seed (default ``[augment] seed``).
+
+    Returns:
+        ``{"path", "media", "frames", "pipeline", "width", "height"}``.
+
+    Raises:
+        UsageError: unknown media id or bad pipeline; ManifestError: nothing ingested yet.
+    """
+    import cv2
+
+    from dataprep.atomic import atomic_path
+    from dataprep.augment import augment_clip, copy_seed, load_pipeline
+
+    if per_media < 1 or max_media < 1:
+        raise UsageError("--frames-per-media and --max-media must be 1 or more")
+    spec = pipeline if pipeline is not None else workspace.config.augment.pipeline
+    compose = None if str(spec).lower() == "none" else load_pipeline(spec)
+    seed = workspace.config.augment.seed if seed is None else seed
+    if not workspace.manifest_path("media").exists():
+        raise ManifestError(f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first")
+    media = manifests.records(manifests.load(workspace, "media"))
+    ok = {m["media_id"]: m for m in media if m["status"] == "ok"}
+    if media_ids:
+        for media_id in media_ids:
+            if media_id not in ok:
+                raise UsageError(f"media {media_id} is not an ingested media with status ok; see `dataprep info`")
+        chosen = [ok[m] for m in media_ids]
+    else:
+        chosen = [ok[k] for k in sorted(ok)][:max_media]
+    if not chosen:
+        raise ManifestError("no media with status ok to preview; run `dataprep ingest PATH` first")
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    extracted = frames[~frames["augmented"].astype(bool)] if len(frames) else frames
+    rows = []
+    shown = 0
+    for media_row in chosen:
+        try:
+            images = _media_frames(workspace, media_row, extracted, per_media)
+        except MediaError as exc:
+            images = []
+            note = str(exc)[:40]
+            rows.append(_row([np.zeros((TILE_HEIGHT, TILE_HEIGHT, 3), np.uint8)],
+                             f"{media_row['media_id']}\nunreadable:\n{note}"))
+            continue
+        if not images:
+            continue
+        shown += len(images)
+        rows.append(_row(images, f"{media_row['media_id']}\n{media_row['kind']}\noriginal"))
+        if compose is not None:
+            clip = np.stack(images) if len({im.shape for im in images}) == 1 else None
+            draw = copy_seed(seed, media_row["media_id"], 1)
+            if clip is not None:
+                augmented = list(augment_clip(compose, clip, seed=draw))
+            else:
+                augmented = [augment_clip(compose, im[None], seed=draw)[0] for im in images]
+            rows.append(_row(augmented, f"{media_row['media_id']}\naugmented\n{Path(str(spec)).stem}"))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.full((sum(r.shape[0] + GAP for r in rows) + GAP, width + GAP, 3), BACKGROUND, np.uint8)
+    y = GAP
+    for row in rows:
+        sheet[y : y + row.shape[0], : row.shape[1]] = row
+        y += row.shape[0] + GAP
+    out = Path(out) if out else workspace.root / "preview.png"
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: the contact sheet is a PNG; use a .png file name")
+    with atomic_path(out) as tmp:
+        ok_written, buffer = cv2.imencode(".png", np.ascontiguousarray(sheet[..., ::-1]))
+        if not ok_written:
+            raise MediaError(f"{out}: OpenCV could not encode the contact sheet")
+        tmp.write_bytes(buffer.tobytes())
+    return {"path": str(out), "media": len(chosen), "frames": shown,
+            "pipeline": None if compose is None else str(spec),
+            "width": int(sheet.shape[1]), "height": int(sheet.shape[0])}

@@ -1,0 +1,187 @@
+"""``stats``: per-channel mean and standard deviation of the extracted frames, for normalization.
+
+One streaming pass over the frame files in bounded memory: each image contributes a 256-bin
+histogram per channel, and the accumulators are exact integers (pixel count, sum and sum of
+squares of the 0..255 values), so the result does not depend on order or chunking and does not
+lose precision on millions of frames; mean and std are computed from them once, in float64, and
+reported on the 0..1 scale in RGB order. Frame files are decoded in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataprep import manifests
+from dataprep.atomic import atomic_write_text
+from dataprep.errors import ManifestError, MediaError, UsageError
+from dataprep.workspace import Workspace
+
+STATS_NAME = "stats.json"
+CHUNK_FILES = 256
+_LEVELS = np.arange(256, dtype=np.int64)
+
+
+def stats_path(workspace: Workspace) -> Path:
+    return workspace.manifests / STATS_NAME
+
+
+def image_sums(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exact per-channel sum and sum of squares of a uint8 RGB image, and its pixel count."""
+    pixels = image_rgb.reshape(-1, image_rgb.shape[-1])
+    sums = np.zeros(pixels.shape[1], dtype=np.int64)
+    squares = np.zeros(pixels.shape[1], dtype=np.int64)
+    for channel in range(pixels.shape[1]):
+        histogram = np.bincount(pixels[:, channel], minlength=256).astype(np.int64)
+        sums[channel] = histogram @ _LEVELS
+        squares[channel] = histogram @ (_LEVELS * _LEVELS)
+    return sums, squares, int(pixels.shape[0])
+
+
+def _chunk_sums(paths: list[str]) -> tuple[list[int], list[int], int, int]:
+    """Sums over a chunk of frame files (worker process). Python ints: exact, no overflow."""
+    from dataprep.imageops import read_image_rgb
+
+    sums = [0, 0, 0]
+    squares = [0, 0, 0]
+    pixels = 0
+    for path in paths:
+        try:
+            image = read_image_rgb(path)
+        except MediaError as exc:
+            raise MediaError(f"{exc}; rerun `dataprep frames --overwrite` to re-extract it") from None
+        s, q, n = image_sums(image)
+        for c in range(3):
+            sums[c] += int(s[c])
+            squares[c] += int(q[c])
+        pixels += n
+    return sums, squares, pixels, len(paths)
+
+
+def finish(sums: list[int], squares: list[int], pixels: int) -> tuple[list[float], list[float]]:
+    """Mean and population std on the 0..1 scale from exact integer sums of 0..255 values."""
+    mean, std = [], []
+    for s, q in zip(sums, squares, strict=True):
+        # variance * n^2 = n*q - s^2, exact in integers; one division at the end.
+        variance = (pixels * q - s * s) / (pixels * pixels) / (255.0 * 255.0)
+        mean.append(s / pixels / 255.0)
+        std.append(float(np.sqrt(max(variance, 0.0))))
+    return mean, std
+
+
+def select_frame_files(workspace: Workspace, split: str | None) -> tuple[list[str], str, str | None]:
+    """The extracted (not augmented) frame files to measure.
+
+    Returns:
+        (absolute paths, split used: "train" or "all", a note when the split fell back to all).
+    """
+    if split not in (None, "train", "all"):
+        raise UsageError(f"--split {split!r} is not allowed; use train or all")
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    if len(frames):
+        frames = frames[~frames["augmented"].astype(bool)]
+    if not len(frames):
+        raise ManifestError(
+            f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
+        )
+    note = None
+    used = "all"
+    if split != "all":
+        if workspace.manifest_path("splits").exists():
+            splits = manifests.load(workspace, "splits")
+            train_ids = set(splits.loc[splits["split"] == "train", "media_id"])
+            frames = frames[frames["media_id"].isin(train_ids)]
+            used = "train"
+            if not len(frames):
+                raise ManifestError("no frames of train media; run `dataprep frames` for them first")
+        else:
+            note = "no splits yet (run `dataprep split`): statistics use all frames"
+    paths = sorted(str(workspace.root / p) for p in frames["path"])
+    return paths, used, note
+
+
+def compute_stats(workspace: Workspace, *, split: str | None = None, jobs: int | None = None,
+                  progress=None) -> dict[str, Any]:
+    """Computes mean/std over the frames and writes ``manifests/stats.json``.
+
+    Args:
+        workspace: the workspace.
+        split: ``train`` (default when splits exist) or ``all``. Before splits exist all frames
+            are used and the result says so in ``note``.
+        jobs: worker processes (default: all cores).
+        progress: called with ``(frames done, frames total)``.
+
+    Returns:
+        The stats.json content (``mean``, ``std``, ``scale``, ``count_pixels``, ``count_frames``,
+        ``split``, ``fingerprint``) plus ``note`` when the split fell back to all frames
+        (the note is not written to the file).
+    """
+    paths, used, note = select_frame_files(workspace, split)
+    fingerprint = hashlib.sha256(
+        json.dumps({"split": used, "files": [os.path.relpath(p, workspace.root) for p in paths],
+                    "frames": _frames_fingerprints(workspace)}).encode()
+    ).hexdigest()[:16]
+    chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
+    sums, squares, pixels, done = [0, 0, 0], [0, 0, 0], 0, 0
+    if progress:
+        progress(0, len(paths))
+    for chunk_sums, chunk_squares, chunk_pixels, n in _map_chunks(chunks, jobs):
+        for c in range(3):
+            sums[c] += chunk_sums[c]
+            squares[c] += chunk_squares[c]
+        pixels += chunk_pixels
+        done += n
+        if progress:
+            progress(done, len(paths))
+    mean, std = finish(sums, squares, pixels)
+    result = {"mean": mean, "std": std, "scale": "0-1", "count_pixels": pixels,
+              "count_frames": len(paths), "split": used, "fingerprint": fingerprint}
+    with workspace.lock():
+        atomic_write_text(stats_path(workspace), json.dumps(result, indent=2) + "\n")
+        from dataprep.stages import record_stage
+
+        record_stage(workspace, "stats", settings={"split": used},
+                     counts={"frames": len(paths), "pixels": pixels})
+    return {**result, "note": note} if note else result
+
+
+def _frames_fingerprints(workspace: Workspace) -> list[str]:
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    return sorted(set(frames["fingerprint"])) if len(frames) else []
+
+
+def _map_chunks(chunks: list[list[str]], jobs: int | None):
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(chunks) <= 1:
+        yield from map(_chunk_sums, chunks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(_chunk_sums, chunks)
+
+
+def load_stats(workspace: Workspace) -> dict[str, Any] | None:
+    """The content of ``manifests/stats.json``, or None when ``dataprep stats`` has not run.
+
+    Raises:
+        ManifestError: when the file exists but is not valid stats JSON.
+    """
+    path = stats_path(workspace)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path}: not readable JSON ({exc}); rerun `dataprep stats`") from None
+    missing = {"mean", "std", "scale", "count_pixels", "count_frames", "split"} - set(data)
+    if missing:
+        raise ManifestError(f"{path}: missing key(s) {', '.join(sorted(missing))}; rerun `dataprep stats`")
+    return data

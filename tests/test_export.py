@@ -1,0 +1,250 @@
+"""Export round trips: TFRecord frames and clips, gzip, determinism, resume, other formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from export_fixtures import SEGMENT, build_workspace, copy_workspace, expected_label
+
+from dataprep import manifests
+from dataprep.data import decode_image, iter_examples, read_info
+from dataprep.errors import ManifestError, UsageError
+from dataprep.export.dataset import export_dataset
+from dataprep.split import split_media
+from dataprep.testing.media import read_frame_index
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    workspace = build_workspace(tmp_path_factory.mktemp("export"))
+    split_media(workspace, ratios=[0.5, 0.25, 0.25], seed=1)
+    return workspace
+
+
+def _frames_by_key(ws) -> dict:
+    frames = manifests.load(ws, "frames")
+    return {(r["media_id"], r["frame_index"], r["copy_index"]): r
+            for r in manifests.records(frames)}
+
+
+def _split_of(ws) -> dict:
+    splits = manifests.load(ws, "splits")
+    return dict(zip(splits["media_id"], splits["split"], strict=True))
+
+
+def test_frame_examples_round_trip_to_their_source_frames(ws):
+    report = export_dataset(ws, name="frames")
+    info = read_info(ws.exports_dir / "frames")
+    frames = _frames_by_key(ws)
+    split_of = _split_of(ws)
+    seen = set()
+    for split in ("train", "val", "test"):
+        count = 0
+        for example in iter_examples(ws.exports_dir / "frames", split):
+            key = (example["media_id"], example["frame_index"], example["copy_index"])
+            row = frames[key]
+            assert example["image"] == (ws.root / row["path"]).read_bytes()
+            assert read_frame_index(decode_image(example["image"])) == example["frame_index"]
+            assert split_of[example["media_id"]] == split
+            label = expected_label(ws, example["media_id"], example["frame_index"])
+            assert example["label_name"] == label
+            assert info["class_names"][example["label"]] == label
+            assert (example["height"], example["width"], example["channels"]) == (48, 64, 3)
+            assert example["timestamp_s"] == pytest.approx(row["timestamp_s"], abs=1e-4)
+            seen.add(key)
+            count += 1
+        assert count == info["splits"][split]["examples"] == report.examples[split]
+    # every labelled frame is exported once; the unlabelled frames of the segment video are not
+    labelled = {k for k in frames if expected_label(ws, k[0], k[1]) is not None}
+    assert seen == labelled
+    assert report.dropped["unlabelled"] == len(frames) - len(labelled)
+    assert info["format"] == "tfrecord" and info["unit"] == "frame"
+    assert info["image"]["encoding"] == "jpeg" and info["clip"] is None
+    assert set(info["fingerprints"]) >= {"media", "frames", "labels", "splits"}
+    assert info["feature_spec"]["message"] == "tf.train.Example"
+
+
+def test_clip_examples_hold_consecutive_frames_in_order_and_pad_short_videos(ws):
+    report = export_dataset(ws, name="clips", unit="clip", clip_len=12, clip_stride=3)
+    frames = _frames_by_key(ws)
+    media = manifests.load(ws, "media").set_index("media_id")
+    folder = ws.exports_dir / "clips"
+    clips = [c for s in ("train", "val", "test") for c in iter_examples(folder, s)]
+    assert clips and report.padded_clips == 2  # the 10- and 11-frame videos
+    starts: dict[str, list[int]] = {}
+    for clip in clips:
+        assert len(clip["frames"]) == len(clip["frame_index"]) == 12
+        length = clip["length"]
+        real = clip["frame_index"][:length]
+        assert real == list(range(clip["start_frame"], clip["start_frame"] + length))
+        assert clip["end_frame"] == real[-1]
+        for index, data in zip(clip["frame_index"], clip["frames"], strict=True):
+            row = frames[(clip["media_id"], index, 0)]
+            assert data == (ws.root / row["path"]).read_bytes()
+            assert read_frame_index(decode_image(data)) == index
+        if length < 12:  # padding repeats the last real frame
+            assert media.loc[clip["media_id"], "frame_count"] == length
+            assert set(clip["frame_index"][length:]) == {real[-1]}
+        labels = [expected_label(ws, clip["media_id"], i) for i in real]
+        votes = {x: labels.count(x) for x in labels if x is not None}
+        best = max(votes.values())
+        assert clip["label_name"] == next(x for x in labels if x is not None and votes[x] == best)
+        assert clip["fps"] == pytest.approx(10.0, rel=1e-3)
+        starts.setdefault(clip["media_id"], []).append(clip["start_frame"])
+    for media_id, found in starts.items():
+        n = int(media.loc[media_id, "frame_count"])
+        expected = [0] if n < 12 else list(range(0, n - 12 + 1, 3))
+        # the segment video drops clips whose frames are all unlabelled (none here: 2..8 labelled)
+        assert sorted(found) == expected
+
+
+def test_segment_frames_outside_labels_become_background_when_asked(ws):
+    report = export_dataset(ws, name="bg", unlabelled="background")
+    info = read_info(ws.exports_dir / "bg")
+    assert info["class_names"] == ["a", "b", "background"]
+    names = [e["label_name"] for s in ("train", "val", "test")
+             for e in iter_examples(ws.exports_dir / "bg", s)]
+    start, end, _ = SEGMENT
+    assert names.count("background") == 17 - (end - start + 1)
+    assert "unlabelled" not in report.dropped
+
+
+def test_two_exports_are_byte_identical_and_a_rerun_is_up_to_date(ws):
+    export_dataset(ws, name="same1", shard_size="4KB")
+    export_dataset(ws, name="same2", shard_size="4KB")
+    one, two = ws.exports_dir / "same1", ws.exports_dir / "same2"
+    shards = sorted(p.name for p in one.glob("*.tfrecord"))
+    assert len(shards) > 3  # sized by bytes: several shards per split
+    assert shards == sorted(p.name for p in two.glob("*.tfrecord"))
+    for name in shards:
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+    info_one = json.loads((one / "dataset_info.json").read_text())
+    info_two = json.loads((two / "dataset_info.json").read_text())
+    assert {**info_one, "name": None} == {**info_two, "name": None}
+    before = (one / "dataset_info.json").read_bytes()
+    again = export_dataset(ws, name="same1", shard_size="4KB")
+    assert again.up_to_date
+    export_dataset(ws, name="same1", shard_size="4KB", overwrite=True)
+    assert (one / "dataset_info.json").read_bytes() == before
+    with pytest.raises(UsageError, match="--overwrite"):
+        export_dataset(ws, name="same1", shard_size="8KB")
+
+
+def test_gzip_shards_read_the_same_as_uncompressed(ws):
+    export_dataset(ws, name="plain-clip", unit="clip", clip_len=4, clip_stride=4)
+    export_dataset(ws, name="gz-clip", unit="clip", clip_len=4, clip_stride=4, compression="gzip")
+    info = read_info(ws.exports_dir / "gz-clip")
+    assert all(s.endswith(".tfrecord.gz") for v in info["splits"].values() for s in v["shards"])
+    for split in ("train", "val", "test"):
+        plain = list(iter_examples(ws.exports_dir / "plain-clip", split))
+        packed = list(iter_examples(ws.exports_dir / "gz-clip", split))
+        assert plain == packed and plain
+
+
+def test_interrupted_export_is_never_complete_and_a_rerun_finishes_it(ws, tmp_path):
+    export_dataset(ws, name="clean", shard_size="4KB")
+    calls = []
+
+    def stop_midway(done, total):
+        calls.append(done)
+        if done == total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(ws, name="resumed", shard_size="4KB", progress=stop_midway)
+    folder = ws.exports_dir / "resumed"
+    assert not (folder / "dataset_info.json").exists()
+    assert not list(folder.glob(".*.tmp"))  # no torn shard left under its final name either
+    from dataprep.data import ExportNotReady, load
+
+    with pytest.raises(ExportNotReady, match="dataset_info.json"):
+        load(folder, "train", batch_size=2)
+    report = export_dataset(ws, name="resumed", shard_size="4KB")
+    assert report.resumed_shards > 0
+    clean = ws.exports_dir / "clean"
+    for path in clean.glob("*.tfrecord"):
+        assert (folder / path.name).read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in clean.iterdir())
+
+
+def test_augmented_frames_go_to_train_only(ws, tmp_path):
+    from dataprep.augment import augment_frames
+
+    aug = copy_workspace(ws, tmp_path / "aug")
+    augment_frames(aug, pipeline="light", copies=1, jobs=1)
+    report = export_dataset(aug, name="aug")
+    info = read_info(aug.exports_dir / "aug")
+    copies = {s: [e["copy_index"] for e in iter_examples(aug.exports_dir / "aug", s)]
+              for s in ("train", "val", "test")}
+    assert 1 in copies["train"]
+    assert set(copies["val"]) == set(copies["test"]) == {0}
+    assert report.dropped["augmented_outside_train"] > 0
+    assert info["augmentation"] is not None
+
+
+def test_imagefolder_holds_the_frame_files_by_class(ws):
+    import keras
+
+    export_dataset(ws, format="imagefolder", name="folder")
+    root = ws.exports_dir / "folder"
+    frames = _frames_by_key(ws)
+    info = read_info(root)
+    count = 0
+    for path in (root / "train").rglob("*.jpg"):
+        media_id, frame_index, copy_index = path.stem.split("_")
+        row = frames[(media_id, int(frame_index), int(copy_index))]
+        assert path.read_bytes() == (ws.root / row["path"]).read_bytes()
+        assert path.parent.name == expected_label(ws, media_id, int(frame_index))
+        count += 1
+    assert count == info["splits"]["train"]["examples"]
+    dataset = keras.utils.image_dataset_from_directory(
+        root / "train", image_size=(48, 64), batch_size=8, shuffle=False,
+        class_names=info["class_names"])
+    assert sum(int(y.shape[0]) for _, y in dataset) == count
+    with pytest.raises(UsageError, match="--unit frame"):
+        export_dataset(ws, format="imagefolder", unit="clip", name="folder-clip")
+
+
+def test_parquet_holds_bytes_and_labels(ws):
+    import pandas as pd
+
+    export_dataset(ws, format="parquet", name="pq", compression="gzip")
+    root = ws.exports_dir / "pq"
+    info = read_info(root)
+    frames = _frames_by_key(ws)
+    for split in ("train", "val", "test"):
+        table = pd.concat([pd.read_parquet(root / s) for s in info["splits"][split]["shards"]])
+        assert len(table) == info["splits"][split]["examples"]
+        for row in table.itertuples():
+            source = frames[(row.media_id, row.frame_index, row.copy_index)]
+            assert row.image == (ws.root / source["path"]).read_bytes()
+            assert info["class_names"][row.label] == row.label_name
+            assert row.label_name == expected_label(ws, row.media_id, row.frame_index)
+    export_dataset(ws, format="parquet", unit="clip", clip_len=5, clip_stride=5, name="pq-clip")
+    clip_root = ws.exports_dir / "pq-clip"
+    clip_info = read_info(clip_root)
+    table = pd.read_parquet(clip_root / clip_info["splits"]["train"]["shards"][0])
+    for row in table.itertuples():
+        decoded = [read_frame_index(decode_image(b)) for b in row.frames]
+        assert decoded == list(row.frame_index) == list(range(row.start_frame, row.start_frame + 5))
+
+
+def test_media_without_a_split_is_refused(ws, tmp_path):
+    other = copy_workspace(ws, tmp_path / "nosplit")
+    splits = manifests.load(other, "splits")
+    manifests.save(other, "splits", splits.iloc[1:].reset_index(drop=True))
+    with pytest.raises(ManifestError, match="dataprep split"):
+        export_dataset(other, name="x")
+
+
+def test_decode_matches_frame_stored_pixels(ws):
+    import cv2
+
+    export_dataset(ws, name="frames")
+    example = next(iter_examples(ws.exports_dir / "frames", "train"))
+    frames = _frames_by_key(ws)
+    row = frames[(example["media_id"], example["frame_index"], 0)]
+    stored = cv2.cvtColor(cv2.imread(str(ws.root / row["path"])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decode_image(example["image"]), stored)

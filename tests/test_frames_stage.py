@@ -1,0 +1,215 @@
+"""The ``frames`` stage: files, manifest, resume after kill -9, overwrite, damaged media, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dataprep import manifests
+from dataprep.cli.main import app
+from dataprep.errors import UsageError
+from dataprep.frames import extract_frames, load_records
+from dataprep.imageops import read_image_rgb
+from dataprep.info import summarize
+from dataprep.ingest import ingest
+from dataprep.testing.media import read_frame_index, write_image, write_video
+from dataprep.workspace import init_workspace
+
+
+def _media_ids(workspace) -> dict[str, str]:
+    media = manifests.load(workspace, "media")
+    return {Path(p).name: m for p, m in zip(media["path"], media["media_id"], strict=True)}
+
+
+def _corrupt_copy(source: Path, target: Path) -> Path:
+    """A copy with garbage in the middle of the video data: ingest accepts it, decoding fails."""
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = b"\x55" * 400
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.fixture
+def media_folder(tmp_path):
+    folder = tmp_path / "src"
+    write_video(folder / "a.mp4", 30, fps=10, gop=10)
+    write_video(folder / "b.mkv", 20, fps=10, rotation=90)
+    write_image(folder / "c.png", 7, width=80, height=60)
+    return folder
+
+
+@pytest.fixture
+def ready(workspace, media_folder):
+    report = ingest(workspace, [media_folder], jobs=1)
+    assert report.ok
+    return workspace
+
+
+def _files_under(workspace) -> set[str]:
+    return {str(p.relative_to(workspace.root)) for p in workspace.frames_dir.rglob("*") if p.is_file()}
+
+
+def test_extract_writes_files_and_manifest(ready):
+    report = extract_frames(ready, fps=2, size="24", jobs=1)
+    assert report.ok and report.extracted == 3 and report.unchanged == 0
+    ids = _media_ids(ready)
+    frames = manifests.load(ready, "frames")
+    by_media = {m: g for m, g in frames.groupby("media_id")}
+    assert list(by_media[ids["a.mp4"]]["frame_index"]) == [0, 5, 10, 15, 20, 25]
+    assert list(by_media[ids["a.mp4"]]["timestamp_s"]) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert list(by_media[ids["b.mkv"]]["frame_index"]) == [0, 5, 10, 15]
+    assert list(by_media[ids["c.png"]]["frame_index"]) == [0]
+    for row in manifests.records(frames):
+        image = read_image_rgb(ready.root / row["path"])
+        assert image.shape[:2] == (row["height"], row["width"])
+        assert row["path"] == f"frames/{row['media_id']}/{row['frame_index']:06d}.jpg"
+        if row["media_id"] == ids["a.mp4"]:
+            assert (row["width"], row["height"]) == (32, 24)
+            assert read_frame_index(image) == row["frame_index"]
+        if row["media_id"] == ids["b.mkv"]:  # rotated 90: portrait
+            assert (row["width"], row["height"]) == (24, 32)
+    assert set(frames["fingerprint"]) == {report.fingerprint}
+    assert not frames["augmented"].any()
+    assert _files_under(ready) == set(frames["path"])
+    summary = summarize(ready)["frames"]
+    assert summary["frames"] == len(frames) and summary["media_with_frames"] == 3
+
+
+def test_rerun_skips_complete_media_and_changed_settings_need_overwrite(ready):
+    first = extract_frames(ready, count=3, size="24", jobs=1)
+    before = manifests.load(ready, "frames")
+    again = extract_frames(ready, count=3, size="24", jobs=1)
+    assert (again.extracted, again.unchanged, again.frames_written) == (0, 3, 0)
+    assert manifests.load(ready, "frames").equals(before)
+    with pytest.raises(UsageError, match="--overwrite"):
+        extract_frames(ready, every=4, size="24", jobs=1)
+    assert manifests.load(ready, "frames").equals(before)
+    changed = extract_frames(ready, every=4, size="16", format="png", jobs=1, overwrite=True)
+    assert changed.extracted == 3 and changed.fingerprint != first.fingerprint
+    after = manifests.load(ready, "frames")
+    ids = _media_ids(ready)
+    assert list(after[after["media_id"] == ids["a.mp4"]]["frame_index"]) == [0, 4, 8, 12, 16, 20, 24, 28]
+    # No stale files: exactly the new manifest's files are on disk.
+    assert _files_under(ready) == set(after["path"])
+    assert all(p.endswith(".png") for p in after["path"])
+    assert not [p for p in ready.frames_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_damaged_video_is_recorded_and_the_run_goes_on(ready, tmp_path):
+    (tmp_path / "bad").mkdir()
+    damaged = _corrupt_copy(write_video(tmp_path / "full.mp4", 60, fps=10, gop=10),
+                            tmp_path / "bad" / "damaged.mp4")
+    assert ingest(ready, [damaged], jobs=1).ok  # the damage is invisible to probing
+    damaged_id = _media_ids(ready)["damaged.mp4"]
+    report = extract_frames(ready, sampling="all", size=None, jobs=1)
+    assert report.extracted == 3
+    assert [f["media_id"] for f in report.failed] == [damaged_id]
+    assert "corrupt" in report.failed[0]["error"] or "truncated" in report.failed[0]["error"]
+    frames = manifests.load(ready, "frames")
+    assert damaged_id not in set(frames["media_id"])
+    assert not (ready.frames_dir / damaged_id).exists()
+    record = load_records(ready)[damaged_id]
+    assert record["status"] == "error" and record["rows"] == []
+    # --keep-partial: frames decoded before the damage are kept, and the media is still failed.
+    partial = extract_frames(ready, sampling="all", size=None, jobs=1, keep_partial=True)
+    assert partial.unchanged == 3 and len(partial.failed) == 1
+    kept = partial.failed[0]["frames_kept"]
+    assert 0 < kept < 60
+    frames = manifests.load(ready, "frames")
+    rows = frames[frames["media_id"] == damaged_id]
+    assert list(rows["frame_index"]) == list(range(kept))
+    for row in manifests.records(rows):
+        assert read_frame_index(read_image_rgb(ready.root / row["path"])) == row["frame_index"]
+    assert load_records(ready)[damaged_id]["status"] == "partial"
+    assert summarize(ready)["frames"]["failed"][0]["media_id"] == damaged_id
+
+
+def test_parallel_jobs_give_the_same_manifest(ready, tmp_path, media_folder):
+    extract_frames(ready, fps=3, size="24", jobs=1)
+    serial = manifests.load(ready, "frames")
+    other = init_workspace(tmp_path / "ws2")
+    ingest(other, [media_folder], jobs=1)
+    extract_frames(other, fps=3, size="24", jobs=2)
+    assert manifests.load(other, "frames").equals(serial)
+
+
+def _cli_frames(root: Path, *options: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dataprep.cli.main", "-q", "-w", str(root), "frames", *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_manifest(tmp_path):
+    source = tmp_path / "many"
+    for i in range(6):
+        write_video(source / f"v{i}.mp4", 120 + i, fps=25, width=160, height=120, gop=25)
+    options = ("--all", "--size", "96", "--format", "png", "--jobs", "1")
+    reference = init_workspace(tmp_path / "reference")
+    ingest(reference, [source], jobs=1)
+    extract_frames(reference, sampling="all", size="96", format="png", jobs=1)
+
+    killed = init_workspace(tmp_path / "killed")
+    ingest(killed, [source], jobs=1)
+    process = _cli_frames(killed.root, *options)
+    records = killed.state_dir / "frames"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if records.is_dir() and any(records.glob("*.json")):
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = len(list(records.glob("*.json")))
+    assert 1 <= done_at_kill < 6, "the run should have been killed part-way"
+    # The killed run left the previous state readable (or none) and maybe a temporary folder.
+    report = extract_frames(killed, sampling="all", size="96", format="png", jobs=1)
+    assert report.unchanged == done_at_kill and report.extracted == 6 - done_at_kill
+    expected = manifests.load(reference, "frames")
+    got = manifests.load(killed, "frames")
+    assert got.equals(expected)
+    assert _files_under(killed) == set(got["path"])
+    for rel in got["path"][::37]:
+        assert (killed.root / rel).read_bytes() == (reference.root / rel).read_bytes()
+
+
+def test_cli_frames_wiring_and_messages(ready, tmp_path):
+    runner = CliRunner()
+    root = str(ready.root)
+    result = runner.invoke(app, ["-w", root, "frames", "--fps", "2", "--every", "3"])
+    assert result.exit_code == 2 and "choose one sampling option" in result.output
+    result = runner.invoke(app, ["-w", root, "frames", "--size", "40x30"])
+    assert result.exit_code == 2 and "--resize fit" in result.output
+    result = runner.invoke(app, ["-w", root, "frames", "--count", "2", "--size", "40x30",
+                                 "--resize", "crop", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["extracted"] == 3 and data["frames_total"] == 5
+    frames = manifests.load(ready, "frames")
+    assert set(zip(frames["width"], frames["height"], strict=True)) == {(40, 30)}
+    result = runner.invoke(app, ["-w", root, "frames", "--count", "3"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+
+
+def test_cli_exit_code_1_when_a_media_fails(workspace, tmp_path):
+    (tmp_path / "bad").mkdir()
+    damaged = _corrupt_copy(write_video(tmp_path / "full.mp4", 60, fps=10, gop=10),
+                            tmp_path / "bad" / "damaged.mp4")
+    ingest(workspace, [damaged], jobs=1)
+    result = CliRunner().invoke(app, ["-w", str(workspace.root), "frames", "--all"])
+    assert result.exit_code == 1
+    assert "failed:" in result.output and "damaged" not in result.output.split("failed:")[0]
+
+
+def test_no_media_manifest_is_a_clear_error(workspace):
+    result = CliRunner().invoke(app, ["-w", str(workspace.root), "frames"])
+    assert result.exit_code == 3 and "dataprep ingest" in result.output

@@ -1,0 +1,320 @@
+"""Converters from Label Studio result JSON to labels rows, on hand-written results."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from dataprep.labels.convert import (
+    CONVERTERS,
+    AnnotationInfo,
+    ConversionError,
+    ConversionReport,
+    FrameClock,
+    MediaInfo,
+    convert_annotation,
+    interpolate_track,
+    min_value_to_results,
+    parse_time,
+    result_type,
+)
+
+CLASSES = ["cat", "dog", "run"]
+WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+ANN = AnnotationInfo(task_id=7, annotation_id=70, annotator="a@example.com", updated_at=WHEN)
+VIDEO = MediaInfo("m1", "video", width=640, height=480, clock=FrameClock(fps=25.0, frame_count=50))
+IMAGE = MediaInfo("i1", "image", width=200, height=100)
+
+
+def test_choices_whole_media_rows():
+    result = {
+        "from_name": "label",
+        "to_name": "video",
+        "type": "choices",
+        "value": {"choices": ["dog"]},
+    }
+    (row,) = convert_annotation([result], VIDEO, ANN, CLASSES)
+    assert row["kind"] == "choice" and row["label"] == "dog" and row["in_classes"]
+    assert row["start_frame"] is None and row["end_frame"] is None and row["frame_index"] is None
+    assert (row["media_id"], row["task_id"], row["annotation_id"]) == ("m1", 7, 70)
+    assert row["annotator"] == "a@example.com" and row["updated_at"] == WHEN
+    assert row["resolved"] is False and row["ground_truth"] is False
+
+
+def test_label_outside_classes_is_kept_and_flagged():
+    result = {"type": "choices", "value": {"choices": ["Dog "]}}
+    (row,) = convert_annotation([result], VIDEO, ANN, CLASSES)
+    assert row["label"] == "Dog " and row["in_classes"] is False
+
+
+def test_timeline_labels_map_ls_frames_to_decoder_frames():
+    result = {
+        "id": "seg1",
+        "type": "timelinelabels",
+        "from_name": "segment",
+        "to_name": "video",
+        "value": {
+            "ranges": [{"start": 1, "end": 10}, {"start": 21, "end": 21}],
+            "timelinelabels": ["run"],
+        },
+    }
+    rows = convert_annotation([result], VIDEO, ANN, CLASSES)
+    assert [(r["start_frame"], r["end_frame"]) for r in rows] == [(0, 9), (20, 20)]
+    assert rows[0]["start_s"] == 0.0 and math.isclose(rows[0]["end_s"], 10 / 25)
+    assert math.isclose(rows[1]["start_s"], 20 / 25) and math.isclose(rows[1]["end_s"], 21 / 25)
+    assert all(r["kind"] == "segment" and r["label"] == "run" for r in rows)
+
+
+def test_timeline_clamps_to_the_last_frame_and_orders_ends():
+    result = {
+        "type": "timelinelabels",
+        "value": {"ranges": [{"start": 60, "end": 45}], "timelinelabels": ["run"]},
+    }
+    (row,) = convert_annotation([result], VIDEO, ANN, CLASSES)
+    assert (row["start_frame"], row["end_frame"]) == (44, 49)
+
+
+def test_video_without_frame_rate_is_an_error():
+    media = MediaInfo("m2", "video", 64, 48, clock=None)
+    result = {
+        "type": "timelinelabels",
+        "value": {"ranges": [{"start": 1, "end": 2}], "timelinelabels": ["run"]},
+    }
+    with pytest.raises(ConversionError, match="m2.*frame rate"):
+        convert_annotation([result], media, ANN, CLASSES)
+
+
+def _key(frame, x, enabled=True, y=10.0, time=None):
+    return {
+        "frame": frame,
+        "enabled": enabled,
+        "x": x,
+        "y": y,
+        "width": 10.0,
+        "height": 20.0,
+        "rotation": 0,
+        "time": (frame - 1) / 25 if time is None else time,
+    }
+
+
+def test_video_rectangle_interpolates_between_key_frames_in_pixels():
+    clock = FrameClock(fps=25.0, frame_count=8)
+    media = MediaInfo("m1", "video", width=200, height=100, clock=clock)
+    result = {
+        "id": "trk",
+        "type": "videorectangle",
+        "from_name": "box",
+        "to_name": "video",
+        "value": {
+            "labels": ["cat"],
+            "framesCount": 8,
+            "duration": 0.32,
+            "sequence": [_key(1, 0.0), _key(5, 40.0, enabled=False)],
+        },
+    }
+    rows = convert_annotation([result], media, ANN, CLASSES)
+    assert [r["frame_index"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["keyframe"] for r in rows] == [True, False, False, False, True]
+    # x goes 0% -> 40% of 200 px over 4 frames: 0, 20, 40, 60, 80 px
+    assert [round(r["x"], 6) for r in rows] == [0.0, 20.0, 40.0, 60.0, 80.0]
+    assert all(r["y"] == 10.0 and r["w"] == 20.0 and r["h"] == 20.0 for r in rows)
+    assert all(r["track_id"] == "trk" and r["kind"] == "box" and r["label"] == "cat" for r in rows)
+    assert rows[2]["start_frame"] == rows[2]["end_frame"] == 2
+
+
+def test_video_rectangle_honours_disabled_gaps_and_runs_to_the_end():
+    clock = FrameClock(fps=10.0, frame_count=12)
+    sequence = [_key(1, 0.0), _key(3, 20.0, enabled=False), _key(7, 50.0), _key(9, 70.0)]
+    frames = interpolate_track(sequence, clock)
+    indices = [f for f, _, _ in frames]
+    # 0..2 interpolated, hidden 3..5 (after the disabled key at 2), 6..8 interpolated, 8..11 held
+    assert indices == [0, 1, 2, 6, 7, 8, 9, 10, 11]
+    boxes = {f: b for f, b, _ in frames}
+    assert boxes[1]["x"] == pytest.approx(10.0)
+    assert boxes[7]["x"] == pytest.approx(60.0)
+    assert boxes[11]["x"] == pytest.approx(70.0)
+    assert [k for _, _, k in frames] == [True, False, True, True, False, True, False, False, False]
+
+
+def test_video_rectangle_single_disabled_key_frame_is_one_box():
+    clock = FrameClock(fps=10.0, frame_count=12)
+    frames = interpolate_track([_key(4, 5.0, enabled=False)], clock)
+    assert [f for f, _, _ in frames] == [3]
+
+
+def test_video_rectangle_rotation_becomes_the_bounding_box():
+    media = MediaInfo("m1", "video", width=100, height=100, clock=FrameClock(10.0, 1))
+    key = {
+        "frame": 1,
+        "enabled": False,
+        "x": 50.0,
+        "y": 50.0,
+        "width": 10.0,
+        "height": 10.0,
+        "rotation": 90,
+    }
+    (row,) = convert_annotation(
+        [{"type": "videorectangle", "value": {"labels": ["cat"], "sequence": [key]}}],
+        media,
+        ANN,
+        CLASSES,
+    )
+    assert (row["x"], row["y"], row["w"], row["h"]) == pytest.approx((40.0, 50.0, 10.0, 10.0))
+
+
+def test_variable_frame_rate_maps_through_timestamps():
+    # frames at 0, .1, .3, .35, .5 s: average 10 fps would put LS frame 4 (t=.3) at index 3
+    clock = FrameClock(fps=10.0, frame_count=5, timestamps_s=(0.0, 0.1, 0.3, 0.35, 0.5))
+    assert clock.index_from_ls_frame(4) == 2
+    assert clock.index_from_ls_frame(4, time_s=0.349) == 3
+    assert clock.index_from_ls_frame(99) == 4
+    assert clock.time_of(3) == 0.35 and clock.end_time_of(3) == 0.5
+    media = MediaInfo("v", "video", 100, 100, clock=clock)
+    result = {
+        "type": "videorectangle",
+        "value": {
+            "labels": ["cat"],
+            "sequence": [
+                {
+                    "frame": 1,
+                    "time": 0.0,
+                    "enabled": True,
+                    "x": 0,
+                    "y": 0,
+                    "width": 10,
+                    "height": 10,
+                },
+                {
+                    "frame": 6,
+                    "time": 0.5,
+                    "enabled": False,
+                    "x": 50,
+                    "y": 0,
+                    "width": 10,
+                    "height": 10,
+                },
+            ],
+        },
+    }
+    rows = convert_annotation([result], media, ANN, CLASSES)
+    # interpolation weights follow time: x% = 100 * t
+    assert [(r["frame_index"], round(r["x"], 6)) for r in rows] == [
+        (0, 0.0),
+        (1, 10.0),
+        (2, 30.0),
+        (3, 35.0),
+        (4, 50.0),
+    ]
+
+
+def test_constant_rate_clock_is_arithmetic():
+    clock = FrameClock(fps=30000 / 1001, frame_count=100)
+    assert clock.index_from_ls_frame(1) == 0 and clock.index_from_ls_frame(100) == 99
+    assert clock.index_from_time(clock.time_of(57)) == 57
+    with pytest.raises(ConversionError):
+        FrameClock(fps=0.0)
+
+
+def test_rectangle_labels_on_images_in_pixels():
+    result = {
+        "id": "r1",
+        "type": "rectanglelabels",
+        "from_name": "box",
+        "to_name": "image",
+        "original_width": 200,
+        "original_height": 100,
+        "value": {
+            "x": 10.0,
+            "y": 20.0,
+            "width": 50.0,
+            "height": 30.0,
+            "rotation": 0,
+            "rectanglelabels": ["dog"],
+        },
+    }
+    (row,) = convert_annotation([result], IMAGE, ANN, CLASSES)
+    assert row["kind"] == "box" and row["frame_index"] == 0 and row["keyframe"] is True
+    assert (row["x"], row["y"], row["w"], row["h"]) == pytest.approx((20.0, 20.0, 100.0, 30.0))
+    assert row["start_frame"] is None
+
+
+def test_image_without_size_uses_the_result_original_size():
+    media = MediaInfo("i2", "image")
+    result = {
+        "type": "rectanglelabels",
+        "original_width": 10,
+        "original_height": 10,
+        "value": {"x": 50, "y": 50, "width": 10, "height": 10, "rectanglelabels": ["cat"]},
+    }
+    (row,) = convert_annotation([result], media, ANN, CLASSES)
+    assert (row["x"], row["w"]) == (5.0, 1.0)
+
+
+def test_unknown_result_types_are_reported_not_guessed():
+    report = ConversionReport()
+    rows = convert_annotation(
+        [{"type": "textarea", "from_name": "note", "value": {"text": ["x"]}}],
+        VIDEO,
+        ANN,
+        CLASSES,
+        report,
+    )
+    assert rows == [] and "textarea" in report.ignored[0]
+    assert set(CONVERTERS) == {"choices", "timelinelabels", "videorectangle", "rectanglelabels"}
+
+
+def test_malformed_results_name_the_annotation():
+    with pytest.raises(ConversionError, match="annotation 70"):
+        convert_annotation(["oops"], VIDEO, ANN, CLASSES)
+    with pytest.raises(ConversionError, match="x/y/width/height"):
+        convert_annotation(
+            [{"type": "rectanglelabels", "value": {"rectanglelabels": ["cat"]}}],
+            IMAGE,
+            ANN,
+            CLASSES,
+        )
+
+
+def test_result_type_is_inferred_from_value_keys():
+    assert result_type({"value": {"sequence": []}}) == "videorectangle"
+    assert result_type({"value": {"ranges": []}}) == "timelinelabels"
+    assert result_type({"value": {"choices": []}}) == "choices"
+    assert result_type({"value": {}}) is None
+
+
+def test_json_min_values_become_results():
+    assert min_value_to_results("cat", "label", ["label"]) == [
+        {"from_name": "label", "type": "choices", "value": {"choices": ["cat"]}}
+    ]
+    assert min_value_to_results("/data/x.mp4", "video", ["label"]) == []
+    (track,) = min_value_to_results(
+        [{"type": "Labels", "labels": ["cat"], "framesCount": 3, "sequence": [_key(1, 0.0)]}],
+        "box",
+        [],
+    )
+    assert track["type"] == "videorectangle" and track["value"]["labels"] == ["cat"]
+    (rect,) = min_value_to_results(
+        [
+            {
+                "type": "RectangleLabels",
+                "x": 1,
+                "y": 2,
+                "width": 3,
+                "height": 4,
+                "rectanglelabels": ["dog"],
+                "original_width": 10,
+                "original_height": 20,
+            }
+        ],
+        "box",
+        [],
+    )
+    assert rect["type"] == "rectanglelabels" and rect["original_width"] == 10
+
+
+def test_parse_time_accepts_z_and_naive():
+    assert parse_time("2026-01-02T03:04:05.000Z") == WHEN
+    assert parse_time("2026-01-02T03:04:05") == WHEN
+    assert parse_time(None) is None and parse_time("garbage") is None
