@@ -38,7 +38,8 @@ def run(workdir: Path, quick: bool) -> list[dict]:
     ws = make_workspace(workdir / "ws", n_media, per_media)
     (ws.manifests / "stats.json").write_text(
         '{"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "scale": "0-1", '
-        '"count_pixels": 1, "count_frames": 1, "split": "train", "fingerprint": "bench"}')
+        '"count_pixels": 1, "count_frames": 1, "split": "train", "fingerprint": "bench"}'
+    )
     export_dataset(ws, name="bench", shard_size="4MB")
     folder = ws.exports_dir / "bench"
     info = read_info(folder)
@@ -46,49 +47,91 @@ def run(workdir: Path, quick: bool) -> list[dict]:
     autotune = tf.data.AUTOTUNE
 
     def decode_only():
-        spec = {"image": tf.io.FixedLenFeature([], tf.string),
-                "label": tf.io.FixedLenFeature([], tf.int64)}
+        spec = {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+        }
         files = tf.data.Dataset.from_tensor_slices(paths)
-        records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 8),
-                                   num_parallel_calls=autotune, deterministic=False)
+        records = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(paths), 8),
+            num_parallel_calls=autotune,
+            deterministic=False,
+        )
 
         def parse(serialized):
             parsed = tf.io.parse_single_example(serialized, spec)
-            image = tf.io.decode_jpeg(parsed["image"], channels=3,
-                                      dct_method="INTEGER_ACCURATE")
+            image = tf.io.decode_jpeg(parsed["image"], channels=3, dct_method="INTEGER_ACCURATE")
             return image, parsed["label"]
 
-        return records.map(parse, num_parallel_calls=autotune, deterministic=False).batch(
-            BATCH).prefetch(autotune)
+        return (
+            records.map(parse, num_parallel_calls=autotune, deterministic=False)
+            .batch(BATCH)
+            .prefetch(autotune)
+        )
 
     repeats = 2 if quick else 3
     decode_rate = max(_rate(decode_only())[0] for _ in range(repeats))
     plain_rate = max(_rate(load(folder, "train", batch_size=BATCH))[0] for _ in range(repeats))
     aug_rate, _ = _rate(load(folder, "train", batch_size=BATCH, augment="medium"))
     images = np.stack([img for img, _ in decode_only().unbatch().take(512).as_numpy_iterator()])
-    memory = (tf.data.Dataset.from_tensor_slices((images, np.zeros(len(images), np.int32)))
-              .repeat(4).map(lambda x, y: ((tf.cast(x, tf.float32) / 255.0 - 0.5) / 0.25, y),
-                             num_parallel_calls=autotune).batch(BATCH).prefetch(autotune))
+    memory = (
+        tf.data.Dataset.from_tensor_slices((images, np.zeros(len(images), np.int32)))
+        .repeat(4)
+        .map(
+            lambda x, y: ((tf.cast(x, tf.float32) / 255.0 - 0.5) / 0.25, y),
+            num_parallel_calls=autotune,
+        )
+        .batch(BATCH)
+        .prefetch(autotune)
+    )
     memory_rate = max(_rate(memory)[0] for _ in range(repeats))
-    numpy_rate, _ = _rate(((x, y) for x, y in iter_numpy(folder, "train", batch_size=BATCH)),
-                          max_batches=10 if quick else 20)
+    numpy_rate, _ = _rate(
+        ((x, y) for x, y in iter_numpy(folder, "train", batch_size=BATCH)),
+        max_batches=10 if quick else 20,
+    )
     n = info["splits"]["train"]["examples"]
     note = f"{n} train frames 224x224 JPEG q90, batch {BATCH}, CPU"
     return [
         row(BENCH, "decode_jpeg alone (the limit)", decode_rate, "images/s", notes=note),
-        row(BENCH, "load(): decode + normalize + shuffle", plain_rate, "images/s",
-            limit="decode_jpeg alone, same parallelism", limit_value=decode_rate,
+        row(
+            BENCH,
+            "load(): decode + normalize + shuffle",
+            plain_rate,
+            "images/s",
+            limit="decode_jpeg alone, same parallelism",
+            limit_value=decode_rate,
             ratio=decode_rate / plain_rate,
-            notes="ratio = time per image ours / decode alone; target <= 1.2"),
-        row(BENCH, "load(): + medium augmentation", aug_rate, "images/s",
-            limit="decode_jpeg alone, same parallelism", limit_value=decode_rate,
+            notes="ratio = time per image ours / decode alone; target <= 1.2",
+        ),
+        row(
+            BENCH,
+            "load(): + medium augmentation",
+            aug_rate,
+            "images/s",
+            limit="decode_jpeg alone, same parallelism",
+            limit_value=decode_rate,
             ratio=decode_rate / aug_rate,
-            notes="albumentations through tf.numpy_function (parallel calls)"),
-        row(BENCH, "pre-decoded tensors in memory + normalize", memory_rate, "images/s",
-            limit="load(): decode + normalize", limit_value=plain_rate,
+            notes="albumentations through tf.numpy_function (parallel calls)",
+        ),
+        row(
+            BENCH,
+            "pre-decoded tensors in memory + normalize",
+            memory_rate,
+            "images/s",
+            limit="load(): decode + normalize",
+            limit_value=plain_rate,
             ratio=plain_rate / memory_rate,
-            notes="the ceiling without decoding; ratio = time in-memory / time ours"),
-        row(BENCH, "iter_numpy (no TensorFlow, one thread)", numpy_rate, "images/s",
-            limit="load(): decode + normalize", limit_value=plain_rate,
-            ratio=plain_rate / numpy_rate, notes="pure Python TFRecord + cv2 decode"),
+            notes="the ceiling without decoding; ratio = time in-memory / time ours",
+        ),
+        row(
+            BENCH,
+            "iter_numpy (no TensorFlow, decode threads)",
+            numpy_rate,
+            "images/s",
+            limit="load(): decode + normalize",
+            limit_value=plain_rate,
+            ratio=plain_rate / numpy_rate,
+            notes="pure Python TFRecord + cv2 decode",
+        ),
     ]

@@ -36,8 +36,16 @@ from dataprep.workspace import Workspace
 
 PRESETS = ("light", "medium", "heavy")
 CHECKPOINT_SECONDS = 5.0
-_COMPOSITIONS = {"Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform",
-                 "RandomOrder", "ReplayCompose"}
+_COMPOSITIONS = {
+    "Compose",
+    "OneOf",
+    "SomeOf",
+    "Sequential",
+    "OneOrOther",
+    "SelectiveChannelTransform",
+    "RandomOrder",
+    "ReplayCompose",
+}
 _RESERVED = {"__class_fullname__", "transforms", "__version__"}
 
 
@@ -64,7 +72,8 @@ def load_pipeline(spec: str | Path):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise UsageError(
-                f"pipeline {spec!s}: no such preset or file; use {', '.join(PRESETS)} or a YAML/JSON "
+                f"pipeline {spec!s}: no such preset or file; use {', '.join(PRESETS)} "
+                "or a YAML/JSON "
                 "file written by albumentations.save"
             )
     data = _read_pipeline_file(path)
@@ -76,10 +85,7 @@ def _read_pipeline_file(path: Path) -> dict:
 
     text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
@@ -120,7 +126,9 @@ def _transform_class(name: str):
     short = name.rsplit(".", 1)[-1]
     cls = getattr(A, short, None)
     if cls is None:
-        registered = SERIALIZABLE_REGISTRY.get(name) if hasattr(SERIALIZABLE_REGISTRY, "get") else None
+        registered = (
+            SERIALIZABLE_REGISTRY.get(name) if hasattr(SERIALIZABLE_REGISTRY, "get") else None
+        )
         cls = registered
     return cls if inspect.isclass(cls) else None
 
@@ -145,12 +153,16 @@ def _check_transform(entry: dict, source: str, where: str) -> None:
             continue
         if argument not in allowed:
             close = difflib.get_close_matches(argument, sorted(allowed), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
-            raise UsageError(f"{source}: {where} ({name}): unknown argument {argument!r}; {hint}")
+            hint = (
+                f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+            )
+            raise UsageError(
+                f"{source}: {_place(where, name)}: unknown argument {argument!r}; {hint}"
+            )
     if name.rsplit(".", 1)[-1] in _COMPOSITIONS or "transforms" in entry:
         children = entry.get("transforms")
         if not isinstance(children, list) or not children:
-            raise UsageError(f"{source}: {where} ({name}) needs a non-empty `transforms` list")
+            raise UsageError(f"{source}: {_place(where, name)} needs a non-empty `transforms` list")
         for i, child in enumerate(children):
             label = child.get("__class_fullname__", "?") if isinstance(child, dict) else "?"
             _check_transform(child, source, f"{where}.transforms[{i}] {label}")
@@ -161,7 +173,13 @@ def _check_transform(entry: dict, source: str, where: str) -> None:
         try:
             cls(**arguments)
         except Exception as exc:  # noqa: BLE001 - any failure here is a bad argument
-            raise UsageError(f"{source}: {where} ({name}): {_validation_message(exc)}") from None
+            raise UsageError(
+                f"{source}: {_place(where, name)}: {_validation_message(exc)}"
+            ) from None
+
+
+def _place(where: str, name: str) -> str:
+    return where if where.endswith(name) else f"{where} ({name})"
 
 
 def _allowed_arguments(cls) -> set[str]:
@@ -188,13 +206,23 @@ def _validation_message(exc: Exception) -> str:
     if callable(errors):
         with contextlib.suppress(Exception):
             first = errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()) if not str(p).startswith(("tuple[", "float", "int")))
+            where = ".".join(
+                str(p)
+                for p in first.get("loc", ())
+                if not str(p).startswith(("tuple[", "float", "int"))
+            )
             return f"argument {where or '?'}: {first.get('msg')} (got {first.get('input')!r})"
     text = _first_line(exc)
     if "validation error" in text:
         lines = str(exc).strip().splitlines()
         if len(lines) >= 3:
-            return f"argument {lines[1].split('.')[0].strip()}: {lines[2].strip()}"
+            import re
+
+            detail = lines[2].strip()
+            got = re.search(r"input_value=(.*?), input_type", detail)
+            detail = re.sub(r"\s*\[type=.*$", "", detail)
+            suffix = f" (got {got.group(1)})" if got else ""
+            return f"argument {lines[1].split('.')[0].strip()}: {detail}{suffix}"
     return text
 
 
@@ -305,17 +333,25 @@ def _augment_media(work: _MediaWork) -> list[dict]:
                 continue
             source_path = root / source["path"]
             extension = source_path.suffix.lstrip(".")
-            target_rel = Path(source["path"]).parent / augmented_name(source["frame_index"], copy_index,
-                                                                      extension)
+            target_rel = Path(source["path"]).parent / augmented_name(
+                source["frame_index"], copy_index, extension
+            )
             image = augment_image(pipeline, read_image_rgb(source_path), seed=draw)
             atomic_write_bytes(root / target_rel, encode_rgb(image, extension, work.quality))
             height, width = image.shape[:2]
-            rows.append({
-                "media_id": work.media_id, "frame_index": int(source["frame_index"]),
-                "timestamp_s": float(source["timestamp_s"]), "path": str(target_rel),
-                "width": int(width), "height": int(height), "augmented": True,
-                "copy_index": copy_index, "fingerprint": work.fingerprint,
-            })
+            rows.append(
+                {
+                    "media_id": work.media_id,
+                    "frame_index": int(source["frame_index"]),
+                    "timestamp_s": float(source["timestamp_s"]),
+                    "path": str(target_rel),
+                    "width": int(width),
+                    "height": int(height),
+                    "augmented": True,
+                    "copy_index": copy_index,
+                    "fingerprint": work.fingerprint,
+                }
+            )
     return rows
 
 
@@ -358,7 +394,9 @@ def augment_frames(
         is_aug = frame["augmented"].astype(bool) if len(frame) else pd.Series([], dtype=bool)
         sources = frame[~is_aug] if len(frame) else frame
         if not len(sources):
-            raise ManifestError(f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first")
+            raise ManifestError(
+                f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
+            )
         existing = frame[is_aug] if len(frame) else frame
         other = existing[existing["fingerprint"] != fingerprint]
         if len(other) and not overwrite:
@@ -366,27 +404,46 @@ def augment_frames(
                 f"{len(other)} augmented copies were made with another pipeline or seed; pass "
                 "--overwrite to replace them, or use the same pipeline"
             )
-        stale = pd.concat([other, existing[(existing["fingerprint"] == fingerprint)
-                                           & (existing["copy_index"].astype(int) > copies)]])
+        stale = pd.concat(
+            [
+                other,
+                existing[
+                    (existing["fingerprint"] == fingerprint)
+                    & (existing["copy_index"].astype(int) > copies)
+                ],
+            ]
+        )
         for rel in stale["path"]:
             with contextlib.suppress(FileNotFoundError):
                 (workspace.root / rel).unlink()
         report.removed = len(stale)
-        keep = existing[(existing["fingerprint"] == fingerprint)
-                        & (existing["copy_index"].astype(int) <= copies)]
+        keep = existing[
+            (existing["fingerprint"] == fingerprint)
+            & (existing["copy_index"].astype(int) <= copies)
+        ]
         keep = keep[[(workspace.root / p).is_file() for p in keep["path"]]]
         report.kept = len(keep)
         kept_rows = manifests.records(keep)
         have_by_media: dict[str, set] = {}
         for row in kept_rows:
-            have_by_media.setdefault(row["media_id"], set()).add((row["frame_index"], row["copy_index"]))
+            have_by_media.setdefault(row["media_id"], set()).add(
+                (row["frame_index"], row["copy_index"])
+            )
         works = []
         for media_id, group in sources.groupby("media_id", sort=True):
-            works.append(_MediaWork(
-                media_id=str(media_id), sources=manifests.records(group), copies=copies, seed=seed,
-                fingerprint=fingerprint, pipeline=serialized, root=str(workspace.root), quality=quality,
-                have=frozenset(have_by_media.get(str(media_id), set())),
-            ))
+            works.append(
+                _MediaWork(
+                    media_id=str(media_id),
+                    sources=manifests.records(group),
+                    copies=copies,
+                    seed=seed,
+                    fingerprint=fingerprint,
+                    pipeline=serialized,
+                    root=str(workspace.root),
+                    quality=quality,
+                    have=frozenset(have_by_media.get(str(media_id), set())),
+                )
+            )
         report.media = len(works)
         total = len(sources) * copies - report.kept
         new_rows: list[dict] = []
@@ -405,19 +462,67 @@ def augment_frames(
         saved = _save(workspace, source_records, kept_rows + new_rows)
         report.rows = int(saved["augmented"].astype(bool).sum())
         report.seconds = time.monotonic() - started
+        _save_state(
+            workspace,
+            {
+                "pipeline": serialized,
+                "spec": str(spec),
+                "seed": seed,
+                "copies": copies,
+                "fingerprint": fingerprint,
+            },
+        )
         from dataprep.stages import record_stage
 
-        record_stage(workspace, "augment",
-                     settings={"pipeline": str(spec), "copies": copies, "seed": seed,
-                               "fingerprint": fingerprint},
-                     counts={"media": report.media, "written": report.written, "kept": report.kept,
-                             "removed": report.removed, "rows": report.rows})
+        record_stage(
+            workspace,
+            "augment",
+            settings={
+                "pipeline": str(spec),
+                "copies": copies,
+                "seed": seed,
+                "fingerprint": fingerprint,
+            },
+            counts={
+                "media": report.media,
+                "written": report.written,
+                "kept": report.kept,
+                "removed": report.removed,
+                "rows": report.rows,
+            },
+        )
     return report
+
+
+STATE_NAME = "augment.json"  # under .dataprep/
+
+
+def _save_state(workspace: Workspace, state: dict) -> None:
+    from dataprep.atomic import atomic_write_text
+
+    atomic_write_text(workspace.state_dir / STATE_NAME, json.dumps(state, default=str))
+
+
+def materialized_pipeline(workspace: Workspace) -> dict | None:
+    """The albumentations dict of the pipeline that made the augmented copies now in the frames
+    manifest (what ``dataprep augment`` last wrote), or None when there are none."""
+    path = workspace.state_dir / STATE_NAME
+    frame = manifests.load(workspace, "frames", missing_ok=True)
+    if not path.exists() or not len(frame) or not frame["augmented"].astype(bool).any():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    used = set(frame.loc[frame["augmented"].astype(bool), "fingerprint"])
+    return state["pipeline"] if state.get("fingerprint") in used else None
 
 
 def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
     frame = manifests.from_records("frames", sources + augmented)
-    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(
+        drop=True
+    )
     manifests.save(workspace, "frames", frame)
     return frame
 
@@ -427,9 +532,7 @@ def _map_media(works: list[_MediaWork], jobs: int | None):
     if jobs <= 1 or len(works) <= 1:
         yield from map(_augment_media, works)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from dataprep.parallel import process_pool
 
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with process_pool(jobs) as pool:
         yield from pool.map(_augment_media, works)

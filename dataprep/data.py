@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import threading
 import warnings
@@ -83,17 +84,21 @@ def shard_paths(export_dir: Path | str, split: str, info: dict | None = None) ->
             "(use keras.utils.image_dataset_from_directory or pandas for the others)"
         )
     if split not in info["splits"]:
-        raise UsageError(f"split {split!r} is not in {export_dir}; use one of "
-                         f"{', '.join(info['splits'])}")
+        raise UsageError(
+            f"split {split!r} is not in {export_dir}; use one of {', '.join(info['splits'])}"
+        )
     shards = info["splits"][split]["shards"]
     if not shards:
-        raise UsageError(f"split {split!r} of {export_dir} has no examples; check "
-                         "`dataprep split` and the labels")
+        raise UsageError(
+            f"split {split!r} of {export_dir} has no examples; check "
+            "`dataprep split` and the labels"
+        )
     return [Path(export_dir) / name for name in shards]
 
 
-def verify_export(export_dir: Path | str, split: str | None = None, *,
-                  full: bool = True) -> dict[str, int]:
+def verify_export(
+    export_dir: Path | str, split: str | None = None, *, full: bool = True
+) -> dict[str, int]:
     """Checks every shard of an export (or of one split); returns ``{shard name: records}``.
 
     Args:
@@ -147,8 +152,10 @@ def _image_size(info: dict, image_size: int | tuple[int, int] | None) -> tuple[i
 
 def _unit(info: dict, unit: str | None) -> str:
     if unit is not None and unit != info["unit"]:
-        raise UsageError(f"unit={unit!r} but the export holds {info['unit']}s; "
-                         f"use unit={info['unit']!r} or export with --unit {unit}")
+        raise UsageError(
+            f"unit={unit!r} but the export holds {info['unit']}s; "
+            f"use unit={info['unit']!r} or export with --unit {unit}"
+        )
     return info["unit"]
 
 
@@ -157,10 +164,22 @@ def _mean_std(info: dict, normalize: bool) -> tuple[np.ndarray, np.ndarray] | No
         return None
     stats = info.get("stats")
     if not stats:
-        warnings.warn("the export has no normalization stats (run `dataprep stats` before "
-                      "exporting); images are only scaled to [0, 1]", stacklevel=3)
+        warnings.warn(
+            "the export has no normalization stats (run `dataprep stats` before "
+            "exporting); images are only scaled to [0, 1]",
+            stacklevel=3,
+        )
         return np.zeros(3, np.float32), np.ones(3, np.float32)
     return np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+
+
+def _scale_offset(mean_std, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``images * scale + offset`` == ``(images / 255 - mean) / std`` (float32, per channel);
+    scale 1 and offset 0 without normalization."""
+    if mean_std is None:
+        return np.ones(channels, np.float32), np.zeros(channels, np.float32)
+    mean, std = (np.asarray(v, np.float32)[:channels] for v in mean_std)
+    return (np.float32(1.0 / 255.0) / std).astype(np.float32), (-mean / std).astype(np.float32)
 
 
 def _pipeline(augment):
@@ -265,9 +284,10 @@ def load(
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression,
-                                          buffer_size=1 << 20),
-        cycle_length=cycle, block_length=1, num_parallel_calls=autotune,
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression, buffer_size=1 << 20),
+        cycle_length=cycle,
+        block_length=1,
+        num_parallel_calls=autotune,
         deterministic=deterministic,
     )
     if shuffle:
@@ -284,8 +304,10 @@ def load(
         return tf.ensure_shape(image, [None, None, channels])
 
     if unit == "frame":
-        spec = {"image": tf.io.FixedLenFeature([], tf.string),
-                "label": tf.io.FixedLenFeature([], tf.int64)}
+        spec = {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+        }
 
         def parse(serialized):
             parsed = tf.io.parse_single_example(serialized, spec)
@@ -296,9 +318,11 @@ def load(
 
         def parse(serialized):
             ctx, seq = tf.io.parse_single_sequence_example(serialized, context, sequence)
-            frames = tf.map_fn(decode_one, seq["frames"],
-                               fn_output_signature=tf.TensorSpec([None, None, channels],
-                                                                 tf.uint8))
+            frames = tf.map_fn(
+                decode_one,
+                seq["frames"],
+                fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+            )
             return frames, tf.cast(ctx["label"], tf.int32)
 
     examples = records.map(parse, num_parallel_calls=autotune, deterministic=deterministic)
@@ -318,26 +342,35 @@ def load(
             shape = [clip_len, None, None, channels] if clip else [None, None, channels]
             return tf.ensure_shape(out, shape), label
 
-        examples = examples.enumerate().map(augment_fn, num_parallel_calls=autotune,
-                                            deterministic=deterministic)
+        examples = examples.enumerate().map(
+            augment_fn, num_parallel_calls=autotune, deterministic=deterministic
+        )
 
-    def finish(images, label):
-        images = tf.cast(images, tf.float32)
-        if size is not None:
-            images = tf.image.resize(images, size, method="bilinear")
-        if mean_std is not None:
-            mean, std = mean_std
-            images = (images / 255.0 - mean) / std
-        return images, label
+    stored = (info["image"].get("height"), info["image"].get("width"))
+    if size is not None and size != stored:
+        # resize per example (sizes may differ); bilinear on float32
+        examples = examples.map(
+            lambda images, label: (tf.image.resize(images, size, method="bilinear"), label),
+            num_parallel_calls=autotune,
+            deterministic=deterministic,
+        )
+    dataset = examples.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=autotune,
+        deterministic=deterministic,
+    )
+    scale, offset = _scale_offset(mean_std, channels)
 
-    examples = examples.map(finish, num_parallel_calls=autotune, deterministic=deterministic)
-    dataset = examples.batch(batch_size, drop_remainder=drop_remainder,
-                             num_parallel_calls=autotune, deterministic=deterministic)
-    if size is not None or info["image"].get("height") is not None:
-        height, width = size or (info["image"]["height"], info["image"]["width"])
-        dims = [clip_len] if unit == "clip" else []
-        dataset = dataset.map(
-            lambda x, y: (tf.ensure_shape(x, [None, *dims, height, width, channels]), y))
+    def finish(images, label):  # one multiply-add over the whole batch
+        return tf.cast(images, tf.float32) * scale + offset, label
+
+    dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=deterministic)
+    height, width = size or stored
+    dims = [clip_len] if unit == "clip" else []
+    dataset = dataset.map(
+        lambda x, y: (tf.ensure_shape(x, [None, *dims, height, width, channels]), y)
+    )
     dataset = dataset.prefetch(autotune)
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -388,8 +421,9 @@ def _decode_record(data: bytes, unit: str, path: Path | None, index: int) -> dic
             lists = parsed.feature_lists
     except ValueError as exc:
         where = path.name if path else "record"
-        raise CorruptShardError(f"{where}: record {index}: {exc}; re-run `dataprep export "
-                                "--overwrite`") from None
+        raise CorruptShardError(
+            f"{where}: record {index}: {exc}; re-run `dataprep export --overwrite`"
+        ) from None
     out: dict[str, Any] = {}
     for key, values in features.items():
         value = values[0] if len(values) == 1 else values
@@ -419,14 +453,16 @@ def iter_numpy(
     cycle_length: int | None = None,
     drop_remainder: bool = False,
     verify: Verify = "framing",
+    num_workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields ``(images float32, labels int32)`` numpy batches without importing TensorFlow.
 
     The same options and per-example processing as :func:`load` (OpenCV decode and bilinear
     resize), for PyTorch, JAX or Keras on another backend. Records are read in the same
     interleaved order as :func:`load` with ``shuffle=False``; every record's checksums are
-    checked while reading. Single-threaded (``deterministic`` is accepted for symmetry with
-    :func:`load`; the order here is always a function of ``seed``).
+    checked while reading. Decoding runs in ``num_workers`` threads (default min(4, cores));
+    the order never depends on them (``deterministic`` is accepted for symmetry with
+    :func:`load`: here the order is always a function of ``seed``).
 
     Raises:
         ExportNotReady, UsageError, CorruptShardError: naming the file and record.
@@ -442,7 +478,7 @@ def iter_numpy(
     channels = int(info["image"].get("channels") or 3)
     _check(export_dir, split, verify if verify != "full" else "framing")
     pipeline = _pipeline(augment)
-    mean_std = _mean_std(info, normalize)
+    scale, offset = _scale_offset(_mean_std(info, normalize), channels)
     rng = random.Random(seed)
     aug_base = seed if seed is not None else rng.randrange(2**31)
     cycle = min(len(paths), cycle_length or DEFAULT_CYCLE)
@@ -482,30 +518,36 @@ def iter_numpy(
             else:
                 images = np.stack([decode_image(f, channels) for f in features["frames"]])
         except ValueError:
-            raise CorruptShardError(f"{path.name}: record {record}: an image does not decode; "
-                                    "re-run `dataprep export --overwrite`") from None
+            raise CorruptShardError(
+                f"{path.name}: record {record}: an image does not decode; "
+                "re-run `dataprep export --overwrite`"
+            ) from None
         if pipeline is not None:
             element_seed = (int(aug_base) * 1_000_003 + index) % (2**31)
             images = _augment_numpy(pipeline, images, element_seed, unit == "clip")
-        images = images.astype(np.float32)
         if size is not None and images.shape[-3:-1] != size:
+            images = images.astype(np.float32)
             height, width = size
             if unit == "frame":
                 images = cv2.resize(images, (width, height), interpolation=cv2.INTER_LINEAR)
             else:
-                images = np.stack([cv2.resize(f, (width, height),
-                                              interpolation=cv2.INTER_LINEAR) for f in images])
+                images = np.stack(
+                    [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in images]
+                )
             if channels == 1:
                 images = images[..., None]
-        if mean_std is not None:
-            mean, std = mean_std
-            images = (images / 255.0 - mean[:channels]) / std[:channels]
-        return images.astype(np.float32), int(features["label"])
+        images = images.astype(np.float32, copy=False) * scale + offset
+        return images, int(features["label"])
 
+    from dataprep.export.shards import read_ahead
+
+    workers = num_workers or min(4, os.cpu_count() or 1)
+    stream = enumerate(shuffled(records()))
     batch_images: list[np.ndarray] = []
     batch_labels: list[int] = []
-    for index, (data, path, record) in enumerate(shuffled(records())):
-        images, label = prepare(index, data, path, record)
+    for _, (images, label) in read_ahead(
+        stream, lambda item: prepare(item[0], *item[1]), workers=workers, window=4 * workers
+    ):
         batch_images.append(images)
         batch_labels.append(label)
         if len(batch_images) == batch_size:

@@ -42,9 +42,8 @@ from dataprep.imageops import (
     SizeSpec,
     bgr_to_rgb,
     encode_bgr,
-    output_size,
-    parse_size_spec,
     finish_resize,
+    parse_size_spec,
     plan_resize,
     read_image_bgr,
     rotate,
@@ -131,7 +130,9 @@ class FramesReport:
             "failed": self.failed,
             "skipped_media_errors": self.skipped_media_errors,
             "seconds": round(self.seconds, 3),
-            "frames_per_second": round(self.frames_written / self.seconds, 1) if self.seconds else None,
+            "frames_per_second": round(self.frames_written / self.seconds, 1)
+            if self.seconds
+            else None,
         }
 
 
@@ -267,8 +268,9 @@ def decode_video(
     ``color`` is ``rgb24`` or ``bgr24`` (internal). ``threads``: decoder threads (0 = FFmpeg's
     choice). See :func:`decode_selected` for seeking and errors.
     """
-    for frame_index, timestamp_s, frame, rotation in decode_selected(path, spec, threads=threads,
-                                                                     index=index):
+    for frame_index, timestamp_s, frame, rotation in decode_selected(
+        path, spec, threads=threads, index=index
+    ):
         yield frame_index, timestamp_s, frame_to_image(frame, rotation, size, color)
 
 
@@ -349,7 +351,9 @@ def decode_selected(
                     raise MediaError(
                         f"{path}: corrupt data after frame {position} ({_reason(exc)})"
                     ) from None
-                found = position + 1 if frame.pts is None else index_of_pts.get(frame.pts, position + 1)
+                found = (
+                    position + 1 if frame.pts is None else index_of_pts.get(frame.pts, position + 1)
+                )
                 if found < target:
                     position = found
                     continue
@@ -413,7 +417,11 @@ def resolve_settings(
         UsageError: for conflicting or bad options.
     """
     config = workspace.config.frames
-    given = [name for name, value in (("fps", fps), ("every", every), ("count", count)) if value is not None]
+    given = [
+        name
+        for name, value in (("fps", fps), ("every", every), ("count", count))
+        if value is not None
+    ]
     if sampling is None:
         if len(given) > 1:
             raise UsageError(f"choose one of --{' or --'.join(given)}")
@@ -426,8 +434,11 @@ def resolve_settings(
         every=every if every is not None else config.every,
         count=count if count is not None else config.count,
     )
-    # Keep only the parameter of the chosen mode, so unrelated config keys do not change fingerprints.
-    spec = SamplingSpec(spec.mode, **({spec.mode: getattr(spec, spec.mode)} if spec.mode in ("fps", "every", "count") else {}))
+    # Keep only the chosen mode's parameter: other config keys must not change fingerprints.
+    spec = SamplingSpec(
+        spec.mode,
+        **({spec.mode: getattr(spec, spec.mode)} if spec.mode in ("fps", "every", "count") else {}),
+    )
     size_spec = parse_size_spec(size if size is not None else config.size, resize or config.resize)
     fmt = (format or config.format).lower()
     if fmt == "jpeg":
@@ -476,8 +487,15 @@ def extract_media(job: MediaJob, progress: Callable[[int], None] | None = None) 
         name = f"{frame_index:06d}.{extension}"
         (tmp_dir / name).write_bytes(encode_bgr(image_bgr, settings.format, settings.quality))
         height, width = image_bgr.shape[:2]
-        rows.append({"frame_index": int(frame_index), "timestamp_s": float(timestamp_s),
-                     "path": str(final_rel / name), "width": int(width), "height": int(height)})
+        rows.append(
+            {
+                "frame_index": int(frame_index),
+                "timestamp_s": float(timestamp_s),
+                "path": str(final_rel / name),
+                "width": int(width),
+                "height": int(height),
+            }
+        )
         if progress:
             progress(1)
 
@@ -488,20 +506,45 @@ def extract_media(job: MediaJob, progress: Callable[[int], None] | None = None) 
             frames = decode_selected(Path(job.path), settings.sampling, threads=job.threads)
 
             def convert_and_write(frame_index, timestamp_s, frame, rotation):
-                write(frame_index, timestamp_s, frame_to_image(frame, rotation, settings.size, "bgr24"))
+                write(
+                    frame_index,
+                    timestamp_s,
+                    frame_to_image(frame, rotation, settings.size, "bgr24"),
+                )
 
             _write_pipelined(frames, convert_and_write)
     except MediaError as exc:
         message = str(exc).replace(f"{job.path}: ", "")
-        return {"media_id": job.media_id, "status": "error", "error": message, "rows": rows,
-                "tmp_dir": str(tmp_dir)}
+        return {
+            "media_id": job.media_id,
+            "status": "error",
+            "error": message,
+            "rows": rows,
+            "tmp_dir": str(tmp_dir),
+        }
     except Exception as exc:  # noqa: BLE001 - a per-media failure must not stop the run
-        return {"media_id": job.media_id, "status": "error",
-                "error": f"unexpected {type(exc).__name__}: {exc}", "rows": rows, "tmp_dir": str(tmp_dir)}
+        return {
+            "media_id": job.media_id,
+            "status": "error",
+            "error": f"unexpected {type(exc).__name__}: {exc}",
+            "rows": rows,
+            "tmp_dir": str(tmp_dir),
+        }
     if not rows:
-        return {"media_id": job.media_id, "status": "error", "error": "no frames decoded",
-                "rows": rows, "tmp_dir": str(tmp_dir)}
-    return {"media_id": job.media_id, "status": "ok", "error": None, "rows": rows, "tmp_dir": str(tmp_dir)}
+        return {
+            "media_id": job.media_id,
+            "status": "error",
+            "error": "no frames decoded",
+            "rows": rows,
+            "tmp_dir": str(tmp_dir),
+        }
+    return {
+        "media_id": job.media_id,
+        "status": "ok",
+        "error": None,
+        "rows": rows,
+        "tmp_dir": str(tmp_dir),
+    }
 
 
 def _write_pipelined(frames: Iterator[tuple[int, float, np.ndarray]], write) -> None:
@@ -597,14 +640,24 @@ def extract_frames(
         ManifestError: when there is no media manifest yet.
     """
     started = time.monotonic()
-    settings = resolve_settings(workspace, sampling=sampling, fps=fps, every=every, count=count,
-                                size=size, resize=resize, format=format, quality=quality)
+    settings = resolve_settings(
+        workspace,
+        sampling=sampling,
+        fps=fps,
+        every=every,
+        count=count,
+        size=size,
+        resize=resize,
+        format=format,
+        quality=quality,
+    )
     fingerprint = settings.fingerprint
     report = FramesReport(fingerprint=fingerprint, settings=settings.label())
     with workspace.lock():
         if not workspace.manifest_path("media").exists():
             raise ManifestError(
-                f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first"
+                f"{workspace.manifest_path('media')}: no media yet; "
+                "run `dataprep ingest PATH` first"
             )
         media = manifests.records(manifests.load(workspace, "media"))
         _clean_leftovers(workspace)
@@ -615,19 +668,24 @@ def extract_frames(
             wanted = set(media_ids)
             unknown = wanted - {m["media_id"] for m in media}
             if unknown:
-                raise UsageError(f"media {sorted(unknown)[0]} is not in the media manifest; "
-                                 "see `dataprep info`")
+                raise UsageError(
+                    f"media {sorted(unknown)[0]} is not in the media manifest; see `dataprep info`"
+                )
             candidates = [m for m in candidates if m["media_id"] in wanted]
         report.media = len(candidates)
         conflicts = [
-            m["media_id"] for m in candidates
-            if (rec := records.get(m["media_id"])) and rec.get("rows") and rec["fingerprint"] != fingerprint
+            m["media_id"]
+            for m in candidates
+            if (rec := records.get(m["media_id"]))
+            and rec.get("rows")
+            and rec["fingerprint"] != fingerprint
         ]
         if conflicts and not overwrite:
             old = records[conflicts[0]].get("settings_label", "other settings")
             raise UsageError(
                 f"frames of {len(conflicts)} media (e.g. {conflicts[0]}) were extracted with "
-                f"other settings ({old}); pass --overwrite to replace them with {settings.label()}, "
+                f"other settings ({old}); pass --overwrite to replace them with "
+                f"{settings.label()}, "
                 "or run with the same settings"
             )
         todo = []
@@ -663,11 +721,21 @@ def extract_frames(
         from dataprep.stages import record_stage
 
         record_stage(
-            workspace, "frames",
-            settings={**settings.describe(), "fingerprint": fingerprint, "keep_partial": keep_partial},
-            counts={"media": report.media, "extracted": report.extracted,
-                    "unchanged": report.unchanged, "failed": len(report.failed),
-                    "frames_written": report.frames_written, "frames_total": report.frames_total},
+            workspace,
+            "frames",
+            settings={
+                **settings.describe(),
+                "fingerprint": fingerprint,
+                "keep_partial": keep_partial,
+            },
+            counts={
+                "media": report.media,
+                "extracted": report.extracted,
+                "unchanged": report.unchanged,
+                "failed": len(report.failed),
+                "frames_written": report.frames_written,
+                "frames_total": report.frames_total,
+            },
             failures=report.failed,
         )
     return report
@@ -692,26 +760,37 @@ def _threads_per_job(jobs: int, n_media: int) -> int:
     return max(1, cores // parallel)
 
 
-def _run_jobs(workspace: Workspace, todo: list[dict], settings: FrameSettings, jobs: int | None,
-              on_frames: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+def _run_jobs(
+    workspace: Workspace,
+    todo: list[dict],
+    settings: FrameSettings,
+    jobs: int | None,
+    on_frames: Callable[[int], None],
+) -> Iterator[dict[str, Any]]:
     jobs = jobs or os.cpu_count() or 1
     threads = _threads_per_job(jobs, len(todo))
     work = [
-        MediaJob(media_id=row["media_id"], path=row["path"], kind=row["kind"], settings=settings,
-                 frames_dir=str(workspace.frames_dir), root=str(workspace.root), threads=threads)
+        MediaJob(
+            media_id=row["media_id"],
+            path=row["path"],
+            kind=row["kind"],
+            settings=settings,
+            frames_dir=str(workspace.frames_dir),
+            root=str(workspace.root),
+            threads=threads,
+        )
         for row in todo
     ]
     if jobs <= 1 or len(work) <= 1:
         for job in work:
             yield extract_media(job, on_frames)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    context = multiprocessing.get_context("forkserver")
-    counter = context.Queue()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(counter,)) as pool:
+    from dataprep.parallel import context, process_pool
+
+    counter = context().Queue()
+    with process_pool(jobs, _worker_init, (counter,)) as pool:
         pending = {pool.submit(_extract_in_worker, job) for job in work}
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -754,8 +833,14 @@ def _drain(counter, on_frames: Callable[[int], None]) -> None:
         on_frames(n)
 
 
-def _commit(workspace: Workspace, result: dict[str, Any], settings: FrameSettings,
-            keep_partial: bool, records: dict[str, dict], report: FramesReport) -> None:
+def _commit(
+    workspace: Workspace,
+    result: dict[str, Any],
+    settings: FrameSettings,
+    keep_partial: bool,
+    records: dict[str, dict],
+    report: FramesReport,
+) -> None:
     """Swaps a finished media's temporary folder into place and writes its record."""
     media_id = result["media_id"]
     tmp_dir = Path(result["tmp_dir"])
@@ -794,8 +879,9 @@ def _commit(workspace: Workspace, result: dict[str, Any], settings: FrameSetting
         report.frames_written += len(rows)
     else:
         report.frames_written += len(rows)
-        report.failed.append({"media_id": media_id, "error": result["error"],
-                              "frames_kept": len(rows)})
+        report.failed.append(
+            {"media_id": media_id, "error": result["error"], "frames_kept": len(rows)}
+        )
 
 
 def _clean_leftovers(workspace: Workspace) -> None:
@@ -808,8 +894,13 @@ def _clean_leftovers(workspace: Workspace) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _save_manifest(workspace: Workspace, media: list[dict], records: dict[str, dict],
-                   old_manifest, touched: set[str]):
+def _save_manifest(
+    workspace: Workspace,
+    media: list[dict],
+    records: dict[str, dict],
+    old_manifest,
+    touched: set[str],
+):
     """Rebuilds frames.parquet: extracted rows from the records, augmented rows kept for media
     whose frames were not re-extracted in this run."""
     import pandas as pd
@@ -821,16 +912,27 @@ def _save_manifest(workspace: Workspace, media: list[dict], records: dict[str, d
         if media_id not in known:
             continue
         for row in record.get("rows", []):
-            rows.append({**row, "media_id": media_id, "augmented": False, "copy_index": 0,
-                         "fingerprint": record["fingerprint"]})
+            rows.append(
+                {
+                    **row,
+                    "media_id": media_id,
+                    "augmented": False,
+                    "copy_index": 0,
+                    "fingerprint": record["fingerprint"],
+                }
+            )
     frame = manifests.from_records("frames", rows)
     if len(old_manifest):
-        augmented = old_manifest[old_manifest["augmented"].astype(bool)
-                                 & ~old_manifest["media_id"].isin(touched)
-                                 & old_manifest["media_id"].isin(known)]
+        augmented = old_manifest[
+            old_manifest["augmented"].astype(bool)
+            & ~old_manifest["media_id"].isin(touched)
+            & old_manifest["media_id"].isin(known)
+        ]
         if len(augmented):
             frame = pd.concat([frame, augmented], ignore_index=True)
-    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(
+        drop=True
+    )
     manifests.save(workspace, "frames", frame)
     return frame
 
@@ -854,8 +956,11 @@ def summarize_frames(workspace: Workspace) -> dict[str, Any] | None:
     augmented = frame[frame["augmented"].astype(bool)] if len(frame) else frame
     settings = sorted({r.get("settings_label", "") for r in records.values() if r.get("rows")})
     sizes = (
-        (extracted["width"].astype(str) + "x" + extracted["height"].astype(str)).value_counts().to_dict()
-        if len(extracted) else {}
+        (extracted["width"].astype(str) + "x" + extracted["height"].astype(str))
+        .value_counts()
+        .to_dict()
+        if len(extracted)
+        else {}
     )
     return {
         "manifest": str(path),
@@ -865,8 +970,13 @@ def summarize_frames(workspace: Workspace) -> dict[str, Any] | None:
         "settings": settings,
         "sizes": {str(k): int(v) for k, v in sizes.items()},
         "failed": [
-            {"media_id": r["media_id"], "status": r["status"], "error": r.get("error"),
-             "frames_kept": len(r.get("rows", []))}
-            for r in records.values() if r.get("status") != "ok"
+            {
+                "media_id": r["media_id"],
+                "status": r["status"],
+                "error": r.get("error"),
+                "frames_kept": len(r.get("rows", [])),
+            }
+            for r in records.values()
+            if r.get("status") != "ok"
         ],
     }

@@ -168,15 +168,24 @@ def scale_frame(frame, width: int, height: int, out_format: str) -> np.ndarray:
     from av.filter import Graph
 
     src_format = frame.format.name
-    key = (frame.width, frame.height, src_format, width, height, out_format,
-           getattr(frame, "colorspace", None), getattr(frame, "color_range", None))
+    key = (
+        frame.width,
+        frame.height,
+        src_format,
+        width,
+        height,
+        out_format,
+        getattr(frame, "colorspace", None),
+        getattr(frame, "color_range", None),
+    )
     graph = _GRAPHS.get(key)
     if graph is None:
         if len(_GRAPHS) > 32:
             _GRAPHS.clear()
         graph = Graph()
-        source = graph.add_buffer(width=frame.width, height=frame.height, format=src_format,
-                                  time_base=Fraction(1, 1000))
+        source = graph.add_buffer(
+            width=frame.width, height=frame.height, format=src_format, time_base=Fraction(1, 1000)
+        )
         flags = scaler_flags(frame.width, frame.height, width, height)
         scale = graph.add("scale", f"{width}:{height}:flags={flags}")
         convert = graph.add("format", out_format)
@@ -253,7 +262,9 @@ def read_image_bgr(path: Path | str) -> np.ndarray:
         raise MediaError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise MediaError(f"{path}: not a decodable image; re-export it or remove it from the workspace")
+        raise MediaError(
+            f"{path}: not a decodable image; re-export it or remove it from the workspace"
+        )
     return image
 
 

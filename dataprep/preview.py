@@ -28,16 +28,24 @@ def _spread(items: list, wanted: int) -> list:
     return [items[int((k + 0.5) * len(items) / wanted)] for k in range(wanted)]
 
 
-def _media_frames(workspace: Workspace, media_row: dict, extracted, per_media: int) -> list[np.ndarray]:
+def _media_frames(
+    workspace: Workspace, media_row: dict, extracted, per_media: int
+) -> list[np.ndarray]:
     from dataprep.frames import read_frames
     from dataprep.imageops import read_image_rgb
 
-    rows = extracted[extracted["media_id"] == media_row["media_id"]] if len(extracted) else extracted
+    rows = (
+        extracted[extracted["media_id"] == media_row["media_id"]] if len(extracted) else extracted
+    )
     if len(rows):
         paths = _spread(sorted(rows["path"].tolist()), per_media)
         return [read_image_rgb(workspace.root / p) for p in paths]
-    return [f.image for f in read_frames(media_row["path"], sampling="count", count=per_media,
-                                         size=str(TILE_HEIGHT))]
+    return [
+        f.image
+        for f in read_frames(
+            media_row["path"], sampling="count", count=per_media, size=str(TILE_HEIGHT)
+        )
+    ]
 
 
 def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
@@ -56,8 +64,16 @@ def _row(images: list[np.ndarray], label: str) -> np.ndarray:
     width = LABEL_WIDTH + sum(t.shape[1] + GAP for t in tiles)
     row = np.full((TILE_HEIGHT, width, 3), BACKGROUND, np.uint8)
     for i, line in enumerate(label.split("\n")):
-        cv2.putText(row, line, (6, 24 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            row,
+            line,
+            (6, 24 + 20 * i),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (230, 230, 230),
+            1,
+            cv2.LINE_AA,
+        )
     x = LABEL_WIDTH
     for tile in tiles:
         row[:, x : x + tile.shape[1]] = tile
@@ -104,13 +120,17 @@ def make_preview(
     compose = None if str(spec).lower() == "none" else load_pipeline(spec)
     seed = workspace.config.augment.seed if seed is None else seed
     if not workspace.manifest_path("media").exists():
-        raise ManifestError(f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first")
+        raise ManifestError(
+            f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first"
+        )
     media = manifests.records(manifests.load(workspace, "media"))
     ok = {m["media_id"]: m for m in media if m["status"] == "ok"}
     if media_ids:
         for media_id in media_ids:
             if media_id not in ok:
-                raise UsageError(f"media {media_id} is not an ingested media with status ok; see `dataprep info`")
+                raise UsageError(
+                    f"media {media_id} is not an ingested media with status ok; see `dataprep info`"
+                )
         chosen = [ok[m] for m in media_ids]
     else:
         chosen = [ok[k] for k in sorted(ok)][:max_media]
@@ -126,13 +146,18 @@ def make_preview(
         except MediaError as exc:
             images = []
             note = str(exc)[:40]
-            rows.append(_row([np.zeros((TILE_HEIGHT, TILE_HEIGHT, 3), np.uint8)],
-                             f"{media_row['media_id']}\nunreadable:\n{note}"))
+            rows.append(
+                _row(
+                    [np.zeros((TILE_HEIGHT, TILE_HEIGHT, 3), np.uint8)],
+                    f"{media_row['media_id']}\nunreadable:\n{note}",
+                )
+            )
             continue
         if not images:
             continue
         shown += len(images)
-        rows.append(_row(images, f"{media_row['media_id']}\n{media_row['kind']}\noriginal"))
+        kind = media_row["kind"] + (f" [{media_row['label']}]" if media_row.get("label") else "")
+        rows.append(_row(images, f"{media_row['media_id']}\n{kind}\noriginal"))
         if compose is not None:
             clip = np.stack(images) if len({im.shape for im in images}) == 1 else None
             draw = copy_seed(seed, media_row["media_id"], 1)
@@ -140,9 +165,13 @@ def make_preview(
                 augmented = list(augment_clip(compose, clip, seed=draw))
             else:
                 augmented = [augment_clip(compose, im[None], seed=draw)[0] for im in images]
-            rows.append(_row(augmented, f"{media_row['media_id']}\naugmented\n{Path(str(spec)).stem}"))
+            rows.append(
+                _row(augmented, f"{media_row['media_id']}\naugmented\n{Path(str(spec)).stem}")
+            )
     width = max(r.shape[1] for r in rows)
-    sheet = np.full((sum(r.shape[0] + GAP for r in rows) + GAP, width + GAP, 3), BACKGROUND, np.uint8)
+    sheet = np.full(
+        (sum(r.shape[0] + GAP for r in rows) + GAP, width + GAP, 3), BACKGROUND, np.uint8
+    )
     y = GAP
     for row in rows:
         sheet[y : y + row.shape[0], : row.shape[1]] = row
@@ -155,6 +184,11 @@ def make_preview(
         if not ok_written:
             raise MediaError(f"{out}: OpenCV could not encode the contact sheet")
         tmp.write_bytes(buffer.tobytes())
-    return {"path": str(out), "media": len(chosen), "frames": shown,
-            "pipeline": None if compose is None else str(spec),
-            "width": int(sheet.shape[1]), "height": int(sheet.shape[0])}
+    return {
+        "path": str(out),
+        "media": len(chosen),
+        "frames": shown,
+        "pipeline": None if compose is None else str(spec),
+        "width": int(sheet.shape[1]),
+        "height": int(sheet.shape[0]),
+    }

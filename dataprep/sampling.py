@@ -34,7 +34,9 @@ class SamplingSpec:
 
     def __post_init__(self) -> None:
         if self.mode not in SAMPLING_MODES:
-            raise UsageError(f"sampling {self.mode!r} is not known; use one of {', '.join(SAMPLING_MODES)}")
+            raise UsageError(
+                f"sampling {self.mode!r} is not known; use one of {', '.join(SAMPLING_MODES)}"
+            )
         if self.mode == "fps" and not (self.fps and self.fps > 0):
             raise UsageError(f"--fps must be a positive number, not {self.fps!r}")
         if self.mode == "every" and not (self.every and self.every >= 1):
@@ -137,7 +139,9 @@ def video_end_s(timestamps_s: Sequence[float], last_duration_s: float | None = N
     return float(timestamps_s[-1]) + float(last_duration_s)
 
 
-def expected_count(spec: SamplingSpec, frame_count: int | None, duration_s: float | None) -> int | None:
+def expected_count(
+    spec: SamplingSpec, frame_count: int | None, duration_s: float | None
+) -> int | None:
     """An estimate of how many frames ``spec`` takes from a video (for progress bars)."""
     if not frame_count:
         return None

@@ -28,6 +28,7 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import ManifestError, UsageError
 from dataprep.export.selection import SPLITS, resolve_media_labels
+from dataprep.stages import record_stage
 from dataprep.workspace import Workspace
 
 STATE_FILE = "split.json"
@@ -198,8 +199,13 @@ def split_media(
     started = time.monotonic()
     config = workspace.config.split
     recorded = {} if reset else _recorded_settings(workspace)
-    defaults = {"ratios": config.ratios, "group_by": config.group_by,
-                "stratify": config.stratify, "seed": config.seed, **recorded}
+    defaults = {
+        "ratios": config.ratios,
+        "group_by": config.group_by,
+        "stratify": config.stratify,
+        "seed": config.seed,
+        **recorded,
+    }
     ratios = parse_ratios(defaults["ratios"] if ratios is None else ratios)
     group_by = group_by or defaults["group_by"]
     stratify = defaults["stratify"] if stratify is None else stratify
@@ -242,6 +248,16 @@ def split_media(
         ]
         manifests.save(workspace, "splits", manifests.from_records("splits", rows))
         atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(settings, indent=2) + "\n")
+        record_stage(
+            workspace,
+            "split",
+            settings=settings,
+            counts={
+                "media": len(rows),
+                "groups": len(assigned),
+                **{f"{s}_media": sum(r["split"] == s for r in rows) for s in SPLITS},
+            },
+        )
 
     report = SplitReport(
         settings=settings,

@@ -54,7 +54,9 @@ def _chunk_sums(paths: list[str]) -> tuple[list[int], list[int], int, int]:
         try:
             image = read_image_rgb(path)
         except MediaError as exc:
-            raise MediaError(f"{exc}; rerun `dataprep frames --overwrite` to re-extract it") from None
+            raise MediaError(
+                f"{exc}; rerun `dataprep frames --overwrite` to re-extract it"
+            ) from None
         s, q, n = image_sums(image)
         for c in range(3):
             sums[c] += int(s[c])
@@ -74,7 +76,9 @@ def finish(sums: list[int], squares: list[int], pixels: int) -> tuple[list[float
     return mean, std
 
 
-def select_frame_files(workspace: Workspace, split: str | None) -> tuple[list[str], str, str | None]:
+def select_frame_files(
+    workspace: Workspace, split: str | None
+) -> tuple[list[str], str, str | None]:
     """The extracted (not augmented) frame files to measure.
 
     Returns:
@@ -98,15 +102,18 @@ def select_frame_files(workspace: Workspace, split: str | None) -> tuple[list[st
             frames = frames[frames["media_id"].isin(train_ids)]
             used = "train"
             if not len(frames):
-                raise ManifestError("no frames of train media; run `dataprep frames` for them first")
+                raise ManifestError(
+                    "no frames of train media; run `dataprep frames` for them first"
+                )
         else:
             note = "no splits yet (run `dataprep split`): statistics use all frames"
     paths = sorted(str(workspace.root / p) for p in frames["path"])
     return paths, used, note
 
 
-def compute_stats(workspace: Workspace, *, split: str | None = None, jobs: int | None = None,
-                  progress=None) -> dict[str, Any]:
+def compute_stats(
+    workspace: Workspace, *, split: str | None = None, jobs: int | None = None, progress=None
+) -> dict[str, Any]:
     """Computes mean/std over the frames and writes ``manifests/stats.json``.
 
     Args:
@@ -123,8 +130,13 @@ def compute_stats(workspace: Workspace, *, split: str | None = None, jobs: int |
     """
     paths, used, note = select_frame_files(workspace, split)
     fingerprint = hashlib.sha256(
-        json.dumps({"split": used, "files": [os.path.relpath(p, workspace.root) for p in paths],
-                    "frames": _frames_fingerprints(workspace)}).encode()
+        json.dumps(
+            {
+                "split": used,
+                "files": [os.path.relpath(p, workspace.root) for p in paths],
+                "frames": _frames_fingerprints(workspace),
+            }
+        ).encode()
     ).hexdigest()[:16]
     chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
     sums, squares, pixels, done = [0, 0, 0], [0, 0, 0], 0, 0
@@ -139,14 +151,25 @@ def compute_stats(workspace: Workspace, *, split: str | None = None, jobs: int |
         if progress:
             progress(done, len(paths))
     mean, std = finish(sums, squares, pixels)
-    result = {"mean": mean, "std": std, "scale": "0-1", "count_pixels": pixels,
-              "count_frames": len(paths), "split": used, "fingerprint": fingerprint}
+    result = {
+        "mean": mean,
+        "std": std,
+        "scale": "0-1",
+        "count_pixels": pixels,
+        "count_frames": len(paths),
+        "split": used,
+        "fingerprint": fingerprint,
+    }
     with workspace.lock():
         atomic_write_text(stats_path(workspace), json.dumps(result, indent=2) + "\n")
         from dataprep.stages import record_stage
 
-        record_stage(workspace, "stats", settings={"split": used},
-                     counts={"frames": len(paths), "pixels": pixels})
+        record_stage(
+            workspace,
+            "stats",
+            settings={"split": used},
+            counts={"frames": len(paths), "pixels": pixels},
+        )
     return {**result, "note": note} if note else result
 
 
@@ -160,11 +183,9 @@ def _map_chunks(chunks: list[list[str]], jobs: int | None):
     if jobs <= 1 or len(chunks) <= 1:
         yield from map(_chunk_sums, chunks)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from dataprep.parallel import process_pool
 
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with process_pool(jobs) as pool:
         yield from pool.map(_chunk_sums, chunks)
 
 
@@ -183,5 +204,7 @@ def load_stats(workspace: Workspace) -> dict[str, Any] | None:
         raise ManifestError(f"{path}: not readable JSON ({exc}); rerun `dataprep stats`") from None
     missing = {"mean", "std", "scale", "count_pixels", "count_frames", "split"} - set(data)
     if missing:
-        raise ManifestError(f"{path}: missing key(s) {', '.join(sorted(missing))}; rerun `dataprep stats`")
+        raise ManifestError(
+            f"{path}: missing key(s) {', '.join(sorted(missing))}; rerun `dataprep stats`"
+        )
     return data

@@ -357,7 +357,12 @@ def parse_sequence_example(data: bytes) -> ParsedExample:
 # ----------------------------------------------------------------------------------- encoding
 
 
+_SMALL_VARINTS = [bytes([v]) for v in range(128)]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 128:
+        return _SMALL_VARINTS[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -371,8 +376,11 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+_LEN_TAGS = {number: _varint((number << 3) | _LEN) for number in (1, 2, 3)}
+
+
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint((number << 3) | _LEN) + _varint(len(payload)) + payload
+    return b"".join((_LEN_TAGS[number], _varint(len(payload)), payload))
 
 
 def encode_feature(values: bytes | str | int | float | list) -> bytes:

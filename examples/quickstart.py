@@ -56,10 +56,23 @@ def main() -> None:
          [*dataprep, "init", str(workspace), "--classes", "even,odd", "--exist-ok"])
     ws = [*dataprep, "-w", str(workspace)]
     step("ingest: probe, hash, dedupe", [*ws, "ingest", str(raw), "--label-from-dir"])
+    step("frames: sample by timestamps, resize, encode",
+         [*ws, "frames", "--fps", "4", "--size", "64"])
+    step("preview: contact sheet, original next to augmented",
+         [*ws, "preview", "--pipeline", "medium", "--out", str(workspace / "preview.png")])
+    step("split: grouped by media, stratified, stable",
+         [*ws, "split", "--ratios", "0.5,0.25,0.25"])
+    step("export: TFRecord shards of frames + dataset_info.json", [*ws, "export"])
+    step("export: TFRecord clips of 8 frames (SequenceExample)",
+         [*ws, "export", "--unit", "clip", "--clip-len", "8", "--clip-stride", "4"])
     step("what the workspace holds", [*ws, "info"])
 
     print(f"\nDone in {time.monotonic() - started:.0f}s. Outputs:")
     print(f"  media manifest: {workspace / 'manifests' / 'media.parquet'}")
+    print(f"  frames manifest: {workspace / 'manifests' / 'frames.parquet'}")
+    print(f"  contact sheet: {workspace / 'preview.png'}")
+    print(f"  splits manifest: {workspace / 'manifests' / 'splits.parquet'}")
+    print(f"  exports (read with dataprep.data.load): {workspace / 'exports'}")
 
 
 if __name__ == "__main__":

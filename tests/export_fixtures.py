@@ -46,12 +46,28 @@ def write_segment_labels(ws) -> None:
     media_id = segment_media_id(ws)
     start, end, label = SEGMENT
     rows = [
-        {"media_id": media_id, "kind": "segment", "label": label, "in_classes": True,
-         "start_frame": start, "end_frame": end, "ground_truth": False, "resolved": True},
+        {
+            "media_id": media_id,
+            "kind": "segment",
+            "label": label,
+            "in_classes": True,
+            "start_frame": start,
+            "end_frame": end,
+            "ground_truth": False,
+            "resolved": True,
+        },
         # an unresolved annotator row must be ignored
-        {"media_id": media_id, "kind": "segment", "label": "b", "in_classes": True,
-         "start_frame": 0, "end_frame": 16, "ground_truth": False, "resolved": False,
-         "annotation_id": 7},
+        {
+            "media_id": media_id,
+            "kind": "segment",
+            "label": "b",
+            "in_classes": True,
+            "start_frame": 0,
+            "end_frame": 16,
+            "ground_truth": False,
+            "resolved": False,
+            "annotation_id": 7,
+        },
     ]
     manifests.save(ws, "labels", manifests.from_records("labels", rows))
 

@@ -15,6 +15,7 @@ from dataprep.augment import (
     augment_frames,
     augment_image,
     load_pipeline,
+    materialized_pipeline,
     pipeline_to_dict,
     preset_path,
 )
@@ -39,7 +40,9 @@ def test_presets_are_albumentations_files_and_round_trip(name):
     pipeline = load_pipeline(name)
     assert isinstance(pipeline, A.Compose)
     # The file is albumentations' own serialization: A.load reads it to the same dict.
-    assert A.to_dict(A.load(str(preset_path(name)), data_format="yaml")) == pipeline_to_dict(pipeline)
+    assert A.to_dict(A.load(str(preset_path(name)), data_format="yaml")) == pipeline_to_dict(
+        pipeline
+    )
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -89,19 +92,42 @@ def test_json_pipeline_files_are_accepted(tmp_path):
 def _write_yaml(path, transforms):
     import yaml
 
-    path.write_text(yaml.safe_dump({"__version__": "2.0.8", "transform": {
-        "__class_fullname__": "Compose", "p": 1.0, "transforms": transforms}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "__version__": "2.0.8",
+                "transform": {"__class_fullname__": "Compose", "p": 1.0, "transforms": transforms},
+            }
+        )
+    )
     return path
 
 
-@pytest.mark.parametrize("transforms,message", [
-    ([{"__class_fullname__": "HorizontalFlp", "p": 0.5}], "unknown transform 'HorizontalFlp' (did you mean HorizontalFlip?)"),
-    ([{"__class_fullname__": "HorizontalFlip", "pp": 0.5}], "unknown argument 'pp'"),
-    ([{"__class_fullname__": "RandomBrightnessContrast", "brightness_limit": "lots"}], "argument brightness_limit"),
-    ([{"__class_fullname__": "OneOf", "p": 0.5, "transforms": [{"__class_fullname__": "Blurr"}]}],
-     "transform.transforms[0] OneOf.transforms[0] Blurr: unknown transform 'Blurr'"),
-    ([{"p": 0.5}], "has no __class_fullname__"),
-])
+@pytest.mark.parametrize(
+    "transforms,message",
+    [
+        (
+            [{"__class_fullname__": "HorizontalFlp", "p": 0.5}],
+            "unknown transform 'HorizontalFlp' (did you mean HorizontalFlip?)",
+        ),
+        ([{"__class_fullname__": "HorizontalFlip", "pp": 0.5}], "unknown argument 'pp'"),
+        (
+            [{"__class_fullname__": "RandomBrightnessContrast", "brightness_limit": "lots"}],
+            "argument brightness_limit",
+        ),
+        (
+            [
+                {
+                    "__class_fullname__": "OneOf",
+                    "p": 0.5,
+                    "transforms": [{"__class_fullname__": "Blurr"}],
+                }
+            ],
+            "transform.transforms[0] OneOf.transforms[0] Blurr: unknown transform 'Blurr'",
+        ),
+        ([{"p": 0.5}], "has no __class_fullname__"),
+    ],
+)
 def test_bad_pipeline_files_name_the_transform_or_argument(tmp_path, transforms, message):
     path = _write_yaml(tmp_path / "bad.yaml", transforms)
     with pytest.raises(UsageError) as caught:
@@ -143,8 +169,10 @@ def test_augment_materializes_flagged_copies_one_draw_per_media_copy(extracted, 
     assert sorted(set(copies["copy_index"])) == [1, 2, 3]
     assert set(sources["copy_index"]) == {0}
     for row in manifests.records(copies):
-        source = sources[(sources["media_id"] == row["media_id"])
-                         & (sources["frame_index"] == row["frame_index"])]
+        source = sources[
+            (sources["media_id"] == row["media_id"])
+            & (sources["frame_index"] == row["frame_index"])
+        ]
         assert len(source) == 1  # flagged with the frame it came from
         assert row["timestamp_s"] == source["timestamp_s"].iloc[0]
         assert (extracted.root / row["path"]).is_file()
@@ -153,14 +181,19 @@ def test_augment_materializes_flagged_copies_one_draw_per_media_copy(extracted, 
     for (_, _copy), group in video.groupby(["media_id", "copy_index"]):
         decisions = set()
         for row in manifests.records(group):
-            original = read_image_rgb(extracted.root / sources[
-                (sources["media_id"] == row["media_id"])
-                & (sources["frame_index"] == row["frame_index"])]["path"].iloc[0])
+            original = read_image_rgb(
+                extracted.root
+                / sources[
+                    (sources["media_id"] == row["media_id"])
+                    & (sources["frame_index"] == row["frame_index"])
+                ]["path"].iloc[0]
+            )
             augmented = read_image_rgb(extracted.root / row["path"])
             error_same = np.abs(augmented.astype(int) - original).mean()
             error_flip = np.abs(augmented.astype(int) - original[:, ::-1]).mean()
             decisions.add(bool(error_flip < error_same))
         assert len(decisions) == 1
+    assert materialized_pipeline(extracted) == pipeline_to_dict(load_pipeline(flip))
     # Rerun keeps; another pipeline needs --overwrite, which removes the old copies.
     again = augment_frames(extracted, pipeline=str(flip), copies=3, jobs=1)
     assert (again.written, again.kept) == (0, len(copies))
@@ -169,7 +202,9 @@ def test_augment_materializes_flagged_copies_one_draw_per_media_copy(extracted, 
     replaced = augment_frames(extracted, pipeline="light", copies=1, jobs=1, overwrite=True)
     assert replaced.removed == len(copies) and replaced.written == len(sources)
     frames = manifests.load(extracted, "frames")
-    on_disk = {str(p.relative_to(extracted.root)) for p in extracted.frames_dir.rglob("*") if p.is_file()}
+    on_disk = {
+        str(p.relative_to(extracted.root)) for p in extracted.frames_dir.rglob("*") if p.is_file()
+    }
     assert on_disk == set(frames["path"])
 
 
@@ -178,7 +213,9 @@ def test_reextracting_frames_drops_their_augmented_copies(extracted):
     extract_frames(extracted, every=4, size="32", jobs=1, overwrite=True)
     frames = manifests.load(extracted, "frames")
     assert not frames["augmented"].any()
-    on_disk = {str(p.relative_to(extracted.root)) for p in extracted.frames_dir.rglob("*") if p.is_file()}
+    on_disk = {
+        str(p.relative_to(extracted.root)) for p in extracted.frames_dir.rglob("*") if p.is_file()
+    }
     assert on_disk == set(frames["path"])
 
 
@@ -206,8 +243,10 @@ def test_preview_decodes_media_without_extracted_frames(workspace, tmp_path):
 def test_cli_augment_and_preview(extracted, tmp_path):
     runner = CliRunner()
     root = str(extracted.root)
-    result = runner.invoke(app, ["-w", root, "augment", "--pipeline", "light", "--copies", "1",
-                                 "--jobs", "1", "--json"])
+    result = runner.invoke(
+        app,
+        ["-w", root, "augment", "--pipeline", "light", "--copies", "1", "--jobs", "1", "--json"],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["written"] == 5
     bad = _write_yaml(tmp_path / "bad.yaml", [{"__class_fullname__": "HorizontalFlip", "pp": 1}])

@@ -18,21 +18,54 @@ def ws(tmp_path_factory):
 
 def test_split_export_and_info(ws):
     runner = CliRunner()
-    result = runner.invoke(app, ["-w", str(ws.root), "split", "--ratios", "0.5,0.25,0.25",
-                                 "--seed", "4"])
+    result = runner.invoke(
+        app, ["-w", str(ws.root), "split", "--ratios", "0.5,0.25,0.25", "--seed", "4"]
+    )
     assert result.exit_code == 0, result.output
     assert "frames per class" in result.output and "train" in result.output
 
-    result = runner.invoke(app, ["-w", str(ws.root), "export", "--unit", "clip", "--clip-len",
-                                 "4", "--clip-stride", "2", "--compression", "gzip", "--name",
-                                 "c", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "-w",
+            str(ws.root),
+            "export",
+            "--unit",
+            "clip",
+            "--clip-len",
+            "4",
+            "--clip-stride",
+            "2",
+            "--compression",
+            "gzip",
+            "--name",
+            "c",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["unit"] == "clip" and sum(report["examples"].values()) > 0
     assert (ws.exports_dir / "c" / "dataset_info.json").exists()
 
-    again = runner.invoke(app, ["-w", str(ws.root), "export", "--unit", "clip", "--clip-len",
-                                "4", "--clip-stride", "2", "--compression", "gzip", "--name", "c"])
+    again = runner.invoke(
+        app,
+        [
+            "-w",
+            str(ws.root),
+            "export",
+            "--unit",
+            "clip",
+            "--clip-len",
+            "4",
+            "--clip-stride",
+            "2",
+            "--compression",
+            "gzip",
+            "--name",
+            "c",
+        ],
+    )
     assert again.exit_code == 0 and "up to date" in again.output
 
     info = runner.invoke(app, ["-w", str(ws.root), "info", "--json"])
@@ -47,8 +80,9 @@ def test_bad_options_give_one_line_and_usage_exit_code(ws):
     result = runner.invoke(app, ["-w", str(ws.root), "export", "--format", "csv"])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "tfrecord" in result.output
-    first = runner.invoke(app, ["-w", str(ws.root), "split", "--ratios", "0.5,0.25,0.25",
-                                "--seed", "4", "--json"])
+    first = runner.invoke(
+        app, ["-w", str(ws.root), "split", "--ratios", "0.5,0.25,0.25", "--seed", "4", "--json"]
+    )
     assert first.exit_code == 0, first.output
     result = runner.invoke(app, ["-w", str(ws.root), "split", "--seed", "9"])
     assert result.exit_code == 2

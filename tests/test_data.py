@@ -21,12 +21,26 @@ from dataprep.tfrecord_reader import CorruptShardError
 def ws(tmp_path_factory):
     workspace = build_workspace(tmp_path_factory.mktemp("data"))
     split_media(workspace, ratios=[0.5, 0.25, 0.25], seed=1)
-    stats = {"mean": [0.2, 0.3, 0.4], "std": [0.5, 0.25, 0.2], "scale": "0-1",
-             "count_pixels": 1, "count_frames": 1, "split": "train", "fingerprint": "x"}
+    stats = {
+        "mean": [0.2, 0.3, 0.4],
+        "std": [0.5, 0.25, 0.2],
+        "scale": "0-1",
+        "count_pixels": 1,
+        "count_frames": 1,
+        "split": "train",
+        "fingerprint": "x",
+    }
     (workspace.manifests / "stats.json").write_text(json.dumps(stats))
     export_dataset(workspace, name="frames", shard_size="4KB")
-    export_dataset(workspace, name="clips", unit="clip", clip_len=6, clip_stride=3,
-                   compression="gzip", shard_size="4KB")
+    export_dataset(
+        workspace,
+        name="clips",
+        unit="clip",
+        clip_len=6,
+        clip_stride=3,
+        compression="gzip",
+        shard_size="4KB",
+    )
     return workspace
 
 
@@ -53,10 +67,12 @@ def test_numpy_reader_and_tf_data_agree(ws, name):
 
 def test_normalization_uses_the_export_stats(ws):
     folder = ws.exports_dir / "frames"
-    raw = next(iter(load(folder, "val", batch_size=3, shuffle=False, normalize=False,
-                          deterministic=True)))[0].numpy()
-    norm = next(iter(load(folder, "val", batch_size=3, shuffle=False,
-                           deterministic=True)))[0].numpy()
+    raw = next(
+        iter(load(folder, "val", batch_size=3, shuffle=False, normalize=False, deterministic=True))
+    )[0].numpy()
+    norm = next(iter(load(folder, "val", batch_size=3, shuffle=False, deterministic=True)))[
+        0
+    ].numpy()
     mean, std = np.array([0.2, 0.3, 0.4]), np.array([0.5, 0.25, 0.2])
     np.testing.assert_allclose(norm, (raw / 255.0 - mean) / std, atol=1e-4)
     assert raw.max() > 200  # normalize=False keeps 0..255
@@ -78,17 +94,20 @@ def test_resize_shuffle_repeat_and_seeded_determinism(ws):
     np_second = list(iter_numpy(folder, "train", **options))
     assert [y.tolist() for _, y in np_first] == [y.tolist() for _, y in np_second]
     assert sorted(np.concatenate([y for _, y in np_first]).tolist()) == sorted(
-        np.concatenate([y for _, y in first]).tolist())
+        np.concatenate([y for _, y in first]).tolist()
+    )
 
 
 def test_augmentation_is_clip_consistent_and_seeded(ws):
     folder = ws.exports_dir / "clips"
-    options = dict(batch_size=2, shuffle=False, deterministic=True, normalize=False, seed=3,
-                   augment="medium")
+    options = dict(
+        batch_size=2, shuffle=False, deterministic=True, normalize=False, seed=3, augment="medium"
+    )
     one = _tf_batches(load(folder, "train", **options))
     two = _tf_batches(load(folder, "train", **options))
-    plain = _tf_batches(load(folder, "train", batch_size=2, shuffle=False, deterministic=True,
-                             normalize=False))
+    plain = _tf_batches(
+        load(folder, "train", batch_size=2, shuffle=False, deterministic=True, normalize=False)
+    )
     assert any(not np.array_equal(a[0], p[0]) for a, p in zip(one, plain, strict=True))
     for (a, _), (b, _) in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -149,7 +168,8 @@ def test_numpy_reader_does_not_import_tensorflow(ws):
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -25,8 +25,9 @@ def ws(tmp_path_factory):
 
 def _frames_by_key(ws) -> dict:
     frames = manifests.load(ws, "frames")
-    return {(r["media_id"], r["frame_index"], r["copy_index"]): r
-            for r in manifests.records(frames)}
+    return {
+        (r["media_id"], r["frame_index"], r["copy_index"]): r for r in manifests.records(frames)
+    }
 
 
 def _split_of(ws) -> dict:
@@ -104,8 +105,11 @@ def test_segment_frames_outside_labels_become_background_when_asked(ws):
     report = export_dataset(ws, name="bg", unlabelled="background")
     info = read_info(ws.exports_dir / "bg")
     assert info["class_names"] == ["a", "b", "background"]
-    names = [e["label_name"] for s in ("train", "val", "test")
-             for e in iter_examples(ws.exports_dir / "bg", s)]
+    names = [
+        e["label_name"]
+        for s in ("train", "val", "test")
+        for e in iter_examples(ws.exports_dir / "bg", s)
+    ]
     start, end, _ = SEGMENT
     assert names.count("background") == 17 - (end - start + 1)
     assert "unlabelled" not in report.dropped
@@ -176,8 +180,10 @@ def test_augmented_frames_go_to_train_only(ws, tmp_path):
     augment_frames(aug, pipeline="light", copies=1, jobs=1)
     report = export_dataset(aug, name="aug")
     info = read_info(aug.exports_dir / "aug")
-    copies = {s: [e["copy_index"] for e in iter_examples(aug.exports_dir / "aug", s)]
-              for s in ("train", "val", "test")}
+    copies = {
+        s: [e["copy_index"] for e in iter_examples(aug.exports_dir / "aug", s)]
+        for s in ("train", "val", "test")
+    }
     assert 1 in copies["train"]
     assert set(copies["val"]) == set(copies["test"]) == {0}
     assert report.dropped["augmented_outside_train"] > 0
@@ -200,8 +206,12 @@ def test_imagefolder_holds_the_frame_files_by_class(ws):
         count += 1
     assert count == info["splits"]["train"]["examples"]
     dataset = keras.utils.image_dataset_from_directory(
-        root / "train", image_size=(48, 64), batch_size=8, shuffle=False,
-        class_names=info["class_names"])
+        root / "train",
+        image_size=(48, 64),
+        batch_size=8,
+        shuffle=False,
+        class_names=info["class_names"],
+    )
     assert sum(int(y.shape[0]) for _, y in dataset) == count
     with pytest.raises(UsageError, match="--unit frame"):
         export_dataset(ws, format="imagefolder", unit="clip", name="folder-clip")

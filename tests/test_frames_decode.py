@@ -31,7 +31,17 @@ def _picked(path, **options):
 def test_select_fps_takes_the_frame_shown_at_each_instant():
     timestamps = [i / 10 for i in range(30)]  # 10 fps, 3 s
     assert select_frames(timestamps, SamplingSpec("fps", fps=2)) == [0, 5, 10, 15, 20, 25]
-    assert select_frames(timestamps, SamplingSpec("fps", fps=3)) == [0, 3, 6, 10, 13, 16, 20, 23, 26]
+    assert select_frames(timestamps, SamplingSpec("fps", fps=3)) == [
+        0,
+        3,
+        6,
+        10,
+        13,
+        16,
+        20,
+        23,
+        26,
+    ]
     # Asking for more than the video has never duplicates frames.
     assert select_frames(timestamps, SamplingSpec("fps", fps=50)) == list(range(30))
 
@@ -79,8 +89,12 @@ def cfr_video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vfr_video(tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("v") / "vfr.mp4", len(VFR_TIMESTAMPS),
-                       timestamps_s=VFR_TIMESTAMPS, gop=4)
+    return write_video(
+        tmp_path_factory.mktemp("v") / "vfr.mp4",
+        len(VFR_TIMESTAMPS),
+        timestamps_s=VFR_TIMESTAMPS,
+        gop=4,
+    )
 
 
 def test_index_stream_lists_timestamps_and_keyframes(cfr_video):
@@ -179,8 +193,10 @@ def test_resize_mode_rules():
     assert parse_size_spec("original", "shorter") is None
 
 
-@pytest.mark.parametrize("mode,expected", [("shorter", (32, 24)), ("fit", (40, 30)),
-                                           ("crop", (40, 30)), ("stretch", (40, 30))])
+@pytest.mark.parametrize(
+    "mode,expected",
+    [("shorter", (32, 24)), ("fit", (40, 30)), ("crop", (40, 30)), ("stretch", (40, 30))],
+)
 def test_every_resize_mode_through_read_frames(cfr_video, mode, expected):
     size = "24" if mode == "shorter" else "40x30"
     (frame,) = list(read_frames(cfr_video, sampling="count", count=1, size=size, resize=mode))

@@ -55,7 +55,9 @@ def ready(workspace, media_folder):
 
 
 def _files_under(workspace) -> set[str]:
-    return {str(p.relative_to(workspace.root)) for p in workspace.frames_dir.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(workspace.root)) for p in workspace.frames_dir.rglob("*") if p.is_file()
+    }
 
 
 def test_extract_writes_files_and_manifest(ready):
@@ -97,7 +99,16 @@ def test_rerun_skips_complete_media_and_changed_settings_need_overwrite(ready):
     assert changed.extracted == 3 and changed.fingerprint != first.fingerprint
     after = manifests.load(ready, "frames")
     ids = _media_ids(ready)
-    assert list(after[after["media_id"] == ids["a.mp4"]]["frame_index"]) == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert list(after[after["media_id"] == ids["a.mp4"]]["frame_index"]) == [
+        0,
+        4,
+        8,
+        12,
+        16,
+        20,
+        24,
+        28,
+    ]
     # No stale files: exactly the new manifest's files are on disk.
     assert _files_under(ready) == set(after["path"])
     assert all(p.endswith(".png") for p in after["path"])
@@ -106,8 +117,9 @@ def test_rerun_skips_complete_media_and_changed_settings_need_overwrite(ready):
 
 def test_damaged_video_is_recorded_and_the_run_goes_on(ready, tmp_path):
     (tmp_path / "bad").mkdir()
-    damaged = _corrupt_copy(write_video(tmp_path / "full.mp4", 60, fps=10, gop=10),
-                            tmp_path / "bad" / "damaged.mp4")
+    damaged = _corrupt_copy(
+        write_video(tmp_path / "full.mp4", 60, fps=10, gop=10), tmp_path / "bad" / "damaged.mp4"
+    )
     assert ingest(ready, [damaged], jobs=1).ok  # the damage is invisible to probing
     damaged_id = _media_ids(ready)["damaged.mp4"]
     report = extract_frames(ready, sampling="all", size=None, jobs=1)
@@ -145,7 +157,8 @@ def test_parallel_jobs_give_the_same_manifest(ready, tmp_path, media_folder):
 def _cli_frames(root: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dataprep.cli.main", "-q", "-w", str(root), "frames", *options],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -189,8 +202,9 @@ def test_cli_frames_wiring_and_messages(ready, tmp_path):
     assert result.exit_code == 2 and "choose one sampling option" in result.output
     result = runner.invoke(app, ["-w", root, "frames", "--size", "40x30"])
     assert result.exit_code == 2 and "--resize fit" in result.output
-    result = runner.invoke(app, ["-w", root, "frames", "--count", "2", "--size", "40x30",
-                                 "--resize", "crop", "--json"])
+    result = runner.invoke(
+        app, ["-w", root, "frames", "--count", "2", "--size", "40x30", "--resize", "crop", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["extracted"] == 3 and data["frames_total"] == 5
@@ -202,8 +216,9 @@ def test_cli_frames_wiring_and_messages(ready, tmp_path):
 
 def test_cli_exit_code_1_when_a_media_fails(workspace, tmp_path):
     (tmp_path / "bad").mkdir()
-    damaged = _corrupt_copy(write_video(tmp_path / "full.mp4", 60, fps=10, gop=10),
-                            tmp_path / "bad" / "damaged.mp4")
+    damaged = _corrupt_copy(
+        write_video(tmp_path / "full.mp4", 60, fps=10, gop=10), tmp_path / "bad" / "damaged.mp4"
+    )
     ingest(workspace, [damaged], jobs=1)
     result = CliRunner().invoke(app, ["-w", str(workspace.root), "frames", "--all"])
     assert result.exit_code == 1

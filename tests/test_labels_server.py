@@ -147,7 +147,7 @@ def test_round_trip_interpolated_box_tracks_in_pixels(tmp_path, labelstudio_serv
 def test_incremental_sync_follows_edits_deletes_cancels_and_equals_full(
         tmp_path, labelstudio_server, monkeypatch):
     ws = _workspace(tmp_path, labelstudio_server, monkeypatch, "classification", {
-        f"v{i}.mp4": {"n_frames": 6, "fps": 10.0} for i in range(4)})
+        f"v{i}.mp4": {"n_frames": 6 + i, "fps": 10.0} for i in range(4)})
     report = push(ws, create=True)
     client = connect(ws)
     tasks = _tasks(client, report.project_id)
@@ -198,7 +198,7 @@ def test_majority_over_annotators_and_stats(tmp_path, labelstudio_server, monkey
     from dataprep.labels.stats import labels_stats
 
     ws = _workspace(tmp_path, labelstudio_server, monkeypatch, "classification",
-                    {"m.mp4": {"n_frames": 5, "fps": 5.0}, "n.mp4": {"n_frames": 5, "fps": 5.0}})
+                    {"m.mp4": {"n_frames": 5, "fps": 5.0}, "n.mp4": {"n_frames": 6, "fps": 5.0}})
     report = push(ws, create=True)
     client = connect(ws)
     users = client.users()

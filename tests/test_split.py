@@ -16,11 +16,13 @@ RATIOS = [0.6, 0.2, 0.2]
 
 
 def _media_frame(groups: list[int], labels: list[str | None]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "media_id": [f"m{i:04d}" for i in range(len(groups))],
-        "path": [f"/data/session{g}/clip{i}.mp4" for i, g in enumerate(groups)],
-        "label": labels,
-    })
+    return pd.DataFrame(
+        {
+            "media_id": [f"m{i:04d}" for i in range(len(groups))],
+            "path": [f"/data/session{g}/clip{i}.mp4" for i, g in enumerate(groups)],
+            "label": labels,
+        }
+    )
 
 
 structures = st.integers(min_value=1, max_value=40).flatmap(
@@ -50,14 +52,19 @@ def test_no_group_lands_in_two_splits(structure):
         assert set(split_of_media.values()) <= {"train", "val", "test"}
         if group_by == "folder":  # media of one session folder always share the split
             for session in set(groups):
-                members = [m for m, g in zip(media["media_id"], groups, strict=True)
-                           if g == session]
+                members = [
+                    m for m, g in zip(media["media_id"], groups, strict=True) if g == session
+                ]
                 assert len({split_of_media[m] for m in members}) == 1
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["a", "b", None]), min_size=2, max_size=40),
-       st.integers(0, 1000), st.integers(1, 20), st.booleans())
+@given(
+    st.lists(st.sampled_from(["a", "b", None]), min_size=2, max_size=40),
+    st.integers(0, 1000),
+    st.integers(1, 20),
+    st.booleans(),
+)
 def test_adding_groups_never_moves_existing_ones(labels, seed, added, stratify):
     classes = {f"g{i}": lab for i, lab in enumerate(labels)}
     first = assign_groups(classes, RATIOS, seed=seed, stratify=stratify)

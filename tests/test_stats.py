@@ -71,8 +71,15 @@ def test_stats_match_numpy_on_the_stored_frames(extracted):
     assert result["count_pixels"] == count and result["count_frames"] == len(images) == 13
     assert result["split"] == "all" and "no splits yet" in result["note"]
     stored = load_stats(extracted)
-    assert set(stored) == {"mean", "std", "scale", "count_pixels", "count_frames", "split",
-                           "fingerprint"}
+    assert set(stored) == {
+        "mean",
+        "std",
+        "scale",
+        "count_pixels",
+        "count_frames",
+        "split",
+        "fingerprint",
+    }
     assert stored["scale"] == "0-1" and stored["mean"] == result["mean"]
     # Parallel workers give identical numbers (exact integer accumulation).
     assert compute_stats(extracted, jobs=2)["std"] == result["std"]
@@ -81,11 +88,14 @@ def test_stats_match_numpy_on_the_stored_frames(extracted):
 def test_stats_use_train_media_once_splits_exist(extracted):
     media = manifests.load(extracted, "media")
     ids = sorted(media["media_id"])
-    splits = manifests.from_records("splits", [
-        {"media_id": ids[0], "group_key": ids[0], "split": "train"},
-        {"media_id": ids[1], "group_key": ids[1], "split": "val"},
-        {"media_id": ids[2], "group_key": ids[2], "split": "test"},
-    ])
+    splits = manifests.from_records(
+        "splits",
+        [
+            {"media_id": ids[0], "group_key": ids[0], "split": "train"},
+            {"media_id": ids[1], "group_key": ids[1], "split": "val"},
+            {"media_id": ids[2], "group_key": ids[2], "split": "test"},
+        ],
+    )
     manifests.save(extracted, "splits", splits)
     result = compute_stats(extracted, jobs=1)
     frames = manifests.load(extracted, "frames")

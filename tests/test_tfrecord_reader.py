@@ -32,26 +32,42 @@ def test_crc32c_known_values_and_pure_fallback_agree():
 def test_examples_match_tensorflow_both_ways(tmp_path):
     import tensorflow as tf
 
-    features = {"image": b"\xff\xd8\x00bytes", "label": 3, "neg": -7, "big": 2**40,
-                "timestamp_s": 1.5, "media_id": "abc", "many": [1.0, 2.5]}
+    features = {
+        "image": b"\xff\xd8\x00bytes",
+        "label": 3,
+        "neg": -7,
+        "big": 2**40,
+        "timestamp_s": 1.5,
+        "media_id": "abc",
+        "many": [1.0, 2.5],
+    }
     ours = encode_example(features)
     theirs = tf.train.Example.FromString(ours)
     assert theirs.features.feature["neg"].int64_list.value == [-7]
     assert theirs.features.feature["big"].int64_list.value == [2**40]
     assert list(theirs.features.feature["many"].float_list.value) == [1.0, 2.5]
     parsed = parse_example(theirs.SerializeToString())
-    assert parsed == {"image": [b"\xff\xd8\x00bytes"], "label": [3], "neg": [-7], "big": [2**40],
-                      "timestamp_s": [1.5], "media_id": [b"abc"], "many": [1.0, 2.5]}
+    assert parsed == {
+        "image": [b"\xff\xd8\x00bytes"],
+        "label": [3],
+        "neg": [-7],
+        "big": [2**40],
+        "timestamp_s": [1.5],
+        "media_id": [b"abc"],
+        "many": [1.0, 2.5],
+    }
     # an unpacked repeated field (allowed on the wire) decodes too
     unpacked = tf.train.Example()
     unpacked.features.feature["x"].int64_list.value.extend([5, 6])
     assert parse_example(unpacked.SerializeToString())["x"] == [5, 6]
 
-    sequence = encode_sequence_example({"label": 1, "fps": 10.0},
-                                       {"frames": [b"a", b"bb"], "frame_index": [4, 5]})
+    sequence = encode_sequence_example(
+        {"label": 1, "fps": 10.0}, {"frames": [b"a", b"bb"], "frame_index": [4, 5]}
+    )
     tf_sequence = tf.train.SequenceExample.FromString(sequence)
-    assert [f.bytes_list.value[0] for f in tf_sequence.feature_lists.feature_list["frames"].feature
-            ] == [b"a", b"bb"]
+    assert [
+        f.bytes_list.value[0] for f in tf_sequence.feature_lists.feature_list["frames"].feature
+    ] == [b"a", b"bb"]
     parsed_seq = parse_sequence_example(tf_sequence.SerializeToString())
     assert parsed_seq.context == {"label": [1], "fps": [10.0]}
     assert parsed_seq.feature_lists == {"frames": [[b"a"], [b"bb"]], "frame_index": [[4], [5]]}
@@ -83,8 +99,11 @@ def test_damage_is_reported_with_file_record_and_offset(tmp_path):
     damaged = bytearray(path.read_bytes())
     damaged[len(records[0]) + 20] ^= 1
     path.write_bytes(bytes(damaged))
-    with pytest.raises(CorruptShardError, match=r"train-00000-of-00001.tfrecord: record 1 "
-                                                r"\(byte 66\) has a bad data checksum"):
+    with pytest.raises(
+        CorruptShardError,
+        match=r"train-00000-of-00001.tfrecord: record 1 "
+        r"\(byte 66\) has a bad data checksum",
+    ):
         list(iter_records(path))
     assert scan_framing(path) == 2  # the framing is intact
     path.write_bytes(b"".join(records)[:-10])

@@ -21,8 +21,11 @@ from dataprep.cli.progress import progress_bar
 
 PipelineOpt = Annotated[
     str | None,
-    typer.Option("--pipeline", "-p",
-                 help="Preset (light, medium, heavy) or an albumentations YAML/JSON file."),
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="Preset (light, medium, heavy) or an albumentations YAML/JSON file.",
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Draw seed (default: [augment] seed).")]
 
@@ -30,7 +33,9 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Draw seed (default:
 @handle_errors
 def augment(
     pipeline: PipelineOpt = None,
-    copies: Annotated[int | None, typer.Option("--copies", "-n", min=1, help="Copies per frame.")] = None,
+    copies: Annotated[
+        int | None, typer.Option("--copies", "-n", min=1, help="Copies per frame.")
+    ] = None,
     seed: SeedOpt = None,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -48,8 +53,15 @@ def augment(
 
     ws = open_ws(workspace)
     with progress_bar("augment", "images") as update:
-        report = augment_frames(ws, pipeline=pipeline, copies=copies, seed=seed, jobs=jobs,
-                                overwrite=overwrite, progress=update)
+        report = augment_frames(
+            ws,
+            pipeline=pipeline,
+            copies=copies,
+            seed=seed,
+            jobs=jobs,
+            overwrite=overwrite,
+            progress=update,
+        )
     if json_output:
         print_json(report.to_dict())
         return
@@ -67,8 +79,12 @@ def preview(
     media: Annotated[
         list[str] | None, typer.Option("--media", "-m", help="Media id to show (repeatable).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG file (default preview.png).")] = None,
-    per_media: Annotated[int, typer.Option("--frames-per-media", min=1, help="Frames per row.")] = 6,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG file (default preview.png).")
+    ] = None,
+    per_media: Annotated[
+        int, typer.Option("--frames-per-media", min=1, help="Frames per row.")
+    ] = 6,
     max_media: Annotated[int, typer.Option("--max-media", min=1, help="Media rows at most.")] = 8,
     seed: SeedOpt = None,
     json_output: JsonOpt = False,
@@ -83,8 +99,15 @@ def preview(
     from dataprep.preview import make_preview
 
     ws = open_ws(workspace)
-    result = make_preview(ws, pipeline=pipeline, media_ids=media, out=out, per_media=per_media,
-                          max_media=max_media, seed=seed)
+    result = make_preview(
+        ws,
+        pipeline=pipeline,
+        media_ids=media,
+        out=out,
+        per_media=per_media,
+        max_media=max_media,
+        seed=seed,
+    )
     if json_output:
         print_json(result)
         return

@@ -33,9 +33,7 @@ def export(
     shard_size: Annotated[
         str | None, typer.Option("--shard-size", help="Bytes per shard, about; e.g. 128MB.")
     ] = None,
-    compression: Annotated[
-        str | None, typer.Option("--compression", help="none or gzip.")
-    ] = None,
+    compression: Annotated[str | None, typer.Option("--compression", help="none or gzip.")] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Folder under exports/ (default FORMAT-UNIT).")
     ] = None,
@@ -58,9 +56,17 @@ def export(
     ws = open_ws(workspace)
     with progress_bar("export", "examples") as update:
         report = export_dataset(
-            ws, format=format, unit=unit, clip_len=clip_len, clip_stride=clip_stride,
-            shard_size=shard_size, compression=compression, name=name, unlabelled=unlabelled,
-            overwrite=overwrite, progress=update,
+            ws,
+            format=format,
+            unit=unit,
+            clip_len=clip_len,
+            clip_stride=clip_stride,
+            shard_size=shard_size,
+            compression=compression,
+            name=name,
+            unlabelled=unlabelled,
+            overwrite=overwrite,
+            progress=update,
         )
     if json_output:
         print_json(report.to_dict())
@@ -76,13 +82,19 @@ def _print_report(report) -> None:
         out.print(f"{report.path} is up to date (same inputs and settings); nothing to do")
     else:
         mb = report.bytes_written / 1e6
-        out.print(f"{report.format} export of {report.unit}s -> {report.path}: "
-                  f"{mb:,.1f} MB in {report.seconds:.1f}s")
+        out.print(
+            f"{report.format} export of {report.unit}s -> {report.path}: "
+            f"{mb:,.1f} MB in {report.seconds:.1f}s"
+        )
     classes = sorted({c for counts in report.by_class.values() for c in counts})
     table = Table("split", "examples", "shards", *classes, title_justify="left")
     for split, count in report.examples.items():
-        table.add_row(split, str(count), str(report.shards.get(split, 0)),
-                      *(str(report.by_class[split].get(c, 0)) for c in classes))
+        table.add_row(
+            split,
+            str(count),
+            str(report.shards.get(split, 0)),
+            *(str(report.by_class[split].get(c, 0)) for c in classes),
+        )
     out.print(table)
     for reason, count in sorted(report.dropped.items()):
         out.print(f"left out: {count} ({reason.replace('_', ' ')})")

@@ -22,21 +22,29 @@ from dataprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
 @handle_errors
 def frames(
-    fps: Annotated[float | None, typer.Option("--fps", help="Frames per second, by timestamps.")] = None,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frames per second, by timestamps.")
+    ] = None,
     every: Annotated[int | None, typer.Option("--every", help="Every Nth decoded frame.")] = None,
-    count: Annotated[int | None, typer.Option("--count", help="K frames spread evenly over time.")] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="K frames spread evenly over time.")
+    ] = None,
     keyframes: Annotated[bool, typer.Option("--keyframes", help="Only key frames.")] = False,
     all_frames: Annotated[bool, typer.Option("--all", help="Every frame.")] = False,
     size: Annotated[
         str | None,
-        typer.Option("--size", help="S (shorter side, aspect kept), WxH (with --resize), or original."),
+        typer.Option(
+            "--size", help="S (shorter side, aspect kept), WxH (with --resize), or original."
+        ),
     ] = None,
     resize: Annotated[
-        str | None, typer.Option("--resize", help="shorter, fit (letterbox), crop (center) or stretch.")
+        str | None,
+        typer.Option("--resize", help="shorter, fit (letterbox), crop (center) or stretch."),
     ] = None,
     image_format: Annotated[str | None, typer.Option("--format", help="jpg, png or webp.")] = None,
     quality: Annotated[
-        int | None, typer.Option("--quality", min=1, max=100, help="1..100 (PNG: compression effort).")
+        int | None,
+        typer.Option("--quality", min=1, max=100, help="1..100 (PNG: compression effort)."),
     ] = None,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -56,17 +64,35 @@ def frames(
     """
     from dataprep.frames import extract_frames
 
-    modes = [name for name, on in (("fps", fps is not None), ("every", every is not None),
-                                   ("count", count is not None), ("keyframes", keyframes),
-                                   ("all", all_frames)) if on]
+    modes = [
+        name
+        for name, on in (
+            ("fps", fps is not None),
+            ("every", every is not None),
+            ("count", count is not None),
+            ("keyframes", keyframes),
+            ("all", all_frames),
+        )
+        if on
+    ]
     if len(modes) > 1:
         raise UsageError(f"choose one sampling option, not --{' and --'.join(modes)}")
     ws = open_ws(workspace)
     with progress_bar("frames", "frames") as update:
         report = extract_frames(
-            ws, sampling=modes[0] if modes else None, fps=fps, every=every, count=count,
-            size=size, resize=resize, format=image_format, quality=quality, jobs=jobs,
-            overwrite=overwrite, keep_partial=keep_partial, progress=update,
+            ws,
+            sampling=modes[0] if modes else None,
+            fps=fps,
+            every=every,
+            count=count,
+            size=size,
+            resize=resize,
+            format=image_format,
+            quality=quality,
+            jobs=jobs,
+            overwrite=overwrite,
+            keep_partial=keep_partial,
+            progress=update,
         )
     if json_output:
         print_json(report.to_dict())

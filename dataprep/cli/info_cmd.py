@@ -79,6 +79,26 @@ def _print(summary: dict) -> None:
         for row in media["errors"]:
             table.add_row(row["media_id"], row["path"], row["error"])
         out.print(table)
+    _print_frames(summary.get("frames"))
+
+
+def _print_frames(frames: dict | None) -> None:
+    from rich.table import Table
+
+    if not frames:
+        return
+    console().print(
+        f"frames: {frames['frames']} of {frames['media_with_frames']} media "
+        f"({'; '.join(frames['settings']) or 'no settings'}), "
+        f"{frames['augmented_copies']} augmented copies"
+    )
+    if frames["failed"]:
+        table = Table("media_id", "status", "error", "frames kept", title="frame extraction failed",
+                      title_justify="left")
+        for row in frames["failed"]:
+            kept = str(row["frames_kept"])
+            table.add_row(row["media_id"], row["status"], row["error"] or "", kept)
+        console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,8 +16,11 @@ def split(
     ] = None,
     group_by: Annotated[
         str | None,
-        typer.Option("--group-by", help="media, folder (source folder) or a media column: "
-                     "everything of one group lands in one split."),
+        typer.Option(
+            "--group-by",
+            help="media, folder (source folder) or a media column: "
+            "everything of one group lands in one split.",
+        ),
     ] = None,
     stratify: Annotated[
         bool | None,
@@ -25,8 +28,11 @@ def split(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the group hash.")] = None,
     reset: Annotated[
-        bool, typer.Option("--reset", help="Reassign every media (needed to change settings; "
-                           "this changes the test set).")
+        bool,
+        typer.Option(
+            "--reset",
+            help="Reassign every media (needed to change settings; this changes the test set).",
+        ),
     ] = False,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
@@ -40,8 +46,9 @@ def split(
     from dataprep.split import split_media
 
     ws = open_ws(workspace)
-    report = split_media(ws, ratios=ratios, group_by=group_by, stratify=stratify, seed=seed,
-                         reset=reset)
+    report = split_media(
+        ws, ratios=ratios, group_by=group_by, stratify=stratify, seed=seed, reset=reset
+    )
     if json_output:
         print_json(report.to_dict())
         return
@@ -61,11 +68,16 @@ def _print_report(report) -> None:
     counts = report.frames_by_class or report.by_class
     what = "frames" if report.frames_by_class else "media"
     classes = sorted({c for split_counts in counts.values() for c in split_counts} | set(classes))
-    table = Table("split", "groups", "media", *classes, title=f"{what} per class",
-                  title_justify="left")
+    table = Table(
+        "split", "groups", "media", *classes, title=f"{what} per class", title_justify="left"
+    )
     for split in ("train", "val", "test"):
-        table.add_row(split, str(report.groups[split]), str(report.media[split]),
-                      *(str(counts[split].get(c, 0)) for c in classes))
+        table.add_row(
+            split,
+            str(report.groups[split]),
+            str(report.media[split]),
+            *(str(counts[split].get(c, 0)) for c in classes),
+        )
     out.print(table)
     for line in report.warnings:
         out.print(f"[yellow]warning:[/] {line}")

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from dataprep.cli.common import JobsOpt, JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+from dataprep.cli.common import (
+    JobsOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+)
 from dataprep.cli.progress import progress_bar
 
 

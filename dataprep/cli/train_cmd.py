@@ -30,10 +30,10 @@ def _workspace_or_none(workspace: Path | None):
 def train_baseline(
     export: Annotated[
         str | None,
-        typer.Option("--export", help="Export name (exports/NAME) or folder with dataset_info.json."),
+        typer.Option("--export", help="Export name (exports/NAME) or folder of an export."),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="cnn, cnn-bn or cnn-lstm (default: [train] model).")
+        str | None, typer.Option("--model", help="cnn, cnn-bn or cnn-lstm (default: [train]).")
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Most epochs.")] = None,
     batch_size: Annotated[
@@ -50,7 +50,7 @@ def train_baseline(
     ] = None,
     augment: Annotated[
         str | None,
-        typer.Option("--augment", help="Augmentation pipeline for training batches (name or YAML)."),
+        typer.Option("--augment", help="Augmentation of training batches (preset name or YAML)."),
     ] = None,
     mixed_precision: Annotated[
         str | None,
@@ -84,7 +84,8 @@ def train_baseline(
     """
     _quiet_tensorflow()
     from dataprep.errors import UsageError
-    from dataprep.train.loop import TrainOptions, options_from_config, train_baseline as run
+    from dataprep.train.loop import TrainOptions, options_from_config
+    from dataprep.train.loop import train_baseline as run
 
     if from_config is not None:
         options = options_from_config(from_config, run_name)
@@ -98,15 +99,18 @@ def train_baseline(
             patience=patience,
         )
     ws = _workspace_or_none(workspace)
-    log = (lambda line: None) if json_output else (lambda line: console().print(line, markup=False,
-                                                                                highlight=False))
+    def log(line: str) -> None:
+        if not json_output:
+            console().print(line, markup=False, highlight=False, soft_wrap=True)
+
     result = run(ws, options, log=log)
     if json_output:
         print_json(result.to_dict())
         return
     console().print(f"test_accuracy {result.metrics['test_accuracy']:.4f}")
     for key in ("curves", "confusion", "model", "metrics"):
-        console().print(f"{key}: {result.files[key]}", markup=False, highlight=False)
+        console().print(f"{key}: {result.files[key]}", markup=False, highlight=False,
+                        soft_wrap=True)
 
 
 @handle_errors
@@ -140,14 +144,15 @@ def _print_metrics(metrics: dict) -> None:
         out.print("top-k: " + ", ".join(f"top-{k} {v:.4f}" for k, v in metrics["top_k"].items()))
     if "media_vote" in metrics:
         vote = metrics["media_vote"]
-        out.print(f"per-media majority vote: accuracy {vote['accuracy']:.4f} on {vote['media']} media")
+        out.print(f"per-media majority vote: accuracy {vote['accuracy']:.4f} "
+                  f"on {vote['media']} media")
     table = Table("class", "precision", "recall", "F1", "support")
     for name, row in metrics["per_class"].items():
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
                       str(row["support"]))
     out.print(table)
     for key, path in metrics.get("files", {}).items():
-        out.print(f"{key}: {path}", markup=False, highlight=False)
+        out.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -176,12 +181,12 @@ def predict(
     for item in results:
         top = ", ".join(f"{name} {p:.3f}" for name, p in item["top_k"])
         out.print(f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}s)", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
         if len(item["clips"]) > 1:
             for clip in item["clips"]:
                 top = ", ".join(f"{name} {p:.3f}" for name, p in clip["top_k"])
                 out.print(f"  frames {clip['start_frame']}-{clip['end_frame']}: {top}",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from dataprep.atomic import atomic_write_text
 from dataprep.errors import UsageError
 from dataprep.export.selection import SPLITS, Example, Selection, frame_file, select
 from dataprep.export.shards import image_info, parse_bytes, read_ahead
+from dataprep.stages import record_stage
 from dataprep.workspace import Workspace
 
 Format = Literal["tfrecord", "imagefolder", "parquet"]
@@ -256,6 +257,16 @@ def export_dataset(
         )
         atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=False) + "\n")
         progress_path.unlink(missing_ok=True)
+        record_stage(
+            workspace,
+            "export",
+            settings={**settings, "name": name},
+            counts={
+                "examples": sum(v["examples"] for v in split_info.values()),
+                **{f"{s}_examples": v["examples"] for s, v in split_info.items()},
+                "bytes_written": ctx.bytes_written,
+            },
+        )
 
     report.examples = {s: v["examples"] for s, v in split_info.items()}
     report.by_class = {s: v["by_class"] for s, v in split_info.items()}
@@ -423,13 +434,15 @@ def summarize_exports(workspace: Workspace) -> list[dict[str, Any]] | None:
             found.append({"name": folder.name, "path": str(folder), "complete": False})
             continue
         info = _read_json(info_path)
-        found.append({
-            "name": folder.name,
-            "path": str(folder),
-            "complete": True,
-            "format": info.get("format"),
-            "unit": info.get("unit"),
-            "examples": {s: v["examples"] for s, v in info.get("splits", {}).items()},
-            "up_to_date": info.get("fingerprints") == input_fingerprints(workspace),
-        })
+        found.append(
+            {
+                "name": folder.name,
+                "path": str(folder),
+                "complete": True,
+                "format": info.get("format"),
+                "unit": info.get("unit"),
+                "examples": {s: v["examples"] for s, v in info.get("splits", {}).items()},
+                "up_to_date": info.get("fingerprints") == input_fingerprints(workspace),
+            }
+        )
     return found or None

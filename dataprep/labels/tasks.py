@@ -54,7 +54,9 @@ class MediaTable:
         rows = {r["media_id"]: r for r in manifests.records(frame) if r["status"] == "ok"}
         by_name: dict[str, list[str]] = {}
         for media_id, row in rows.items():
-            names = {Path(p).name for p in (row.get("paths") or [])} | {Path(row["path"]).name}
+            paths = row.get("paths")
+            names = {Path(p).name for p in (list(paths) if paths is not None else [])}
+            names.add(Path(row["path"]).name)
             for name in names:
                 by_name.setdefault(name, []).append(media_id)
         return cls(rows, by_name)

@@ -6,7 +6,8 @@ PyTorch, for ``benchmarks/gpu_check.py``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from dataprep.errors import UsageError
@@ -29,9 +30,8 @@ class DeviceSetup:
     strategy_object: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("strategy_object")
-        return data
+        return {key: getattr(self, key) for key in self.__dataclass_fields__
+                if key != "strategy_object"}
 
     def describe(self) -> str:
         """One line for the console: ``training on 1 x CPU (policy float32, ...)``."""
@@ -58,7 +58,8 @@ def setup_devices(*, mixed_precision: str = "auto", xla: bool = False,
       scales the batch by ``replicas``), the default strategy otherwise (CPU or one GPU). Keras
       feeds the strategy's distributed dataset, which prefetches batches to the device.
     - ``mixed_precision``: ``auto`` uses ``mixed_float16`` on GPUs of compute capability 7.0 or
-      newer and float32 elsewhere; ``on`` forces it (``mixed_bfloat16`` on a CPU); ``off`` is float32.
+      newer and float32 elsewhere; ``on`` forces it (``mixed_bfloat16`` on a CPU); ``off``:
+      float32.
     - ``seed``: seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) and, on a
       CPU-only machine, enables TensorFlow op determinism, so the run repeats bit for bit.
 
@@ -74,10 +75,9 @@ def setup_devices(*, mixed_precision: str = "auto", xla: bool = False,
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
-        try:
+        # RuntimeError: already initialized in this process; keep its setting.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialized in this process: keep its setting
-            pass
     notes: list[str] = []
     deterministic = False
     if seed is not None:

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -317,8 +318,24 @@ def train_baseline(
     try:
         return _train(workspace, options, settings, info, export_dir, run_dir, setup, log,
                       started, evaluate, reports)
+    except BaseException:
+        _remove_if_unstarted(run_dir)
+        raise
     finally:
         reset_policy()
+
+
+def _remove_if_unstarted(run_dir: Path) -> None:
+    """Removes a run folder that holds nothing but its config (failed before the first epoch).
+
+    A run that trained for a while keeps its folder: checkpoint, TensorBoard logs and config
+    stay readable after a crash or Ctrl-C.
+    """
+    import shutil
+
+    checkpoint = run_dir / RUN_FILES["checkpoint"]
+    if not checkpoint.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, started,
@@ -386,8 +403,12 @@ def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, 
         keras.callbacks.TensorBoard(log_dir=str(run_dir / RUN_FILES["tensorboard"]),
                                     write_graph=False, profile_batch=0),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=settings["epochs"], callbacks=callbacks,
-              verbose=0)
+    with warnings.catch_warnings():
+        # A finite tf.data epoch is how we train; Keras' notes about it are noise here.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+        model.fit(train_ds, validation_data=val_ds, epochs=settings["epochs"],
+                  callbacks=callbacks, verbose=0)
     history = reporter.rows
     val_losses = [row.get("val_loss", math.inf) for row in history]
     best_epoch = int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1

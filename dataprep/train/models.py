@@ -75,7 +75,21 @@ def _custom_layers() -> dict[str, Any]:
         def compute_output_shape(self, input_shape):
             return (input_shape[0], 2 * input_shape[3])
 
-    return {"PaddedFrameMask": PaddedFrameMask, "SpatialSoftArgmax": SpatialSoftArgmax}
+    @keras.saving.register_keras_serializable(package="dataprep")
+    class TemporalDeltas(keras.layers.Layer):
+        """Per-frame features ``[B, T, F]`` to ``[B, T, 2F]``: each frame's features and their
+        change since the previous frame (zero for the first), like the delta features of speech
+        recognition. Motion is the change of the encoder's positions from frame to frame."""
+
+        def call(self, features):
+            previous = ops.concatenate([features[:, :1], features[:, :-1]], axis=1)
+            return ops.concatenate([features, features - previous], axis=-1)
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[:2], 2 * input_shape[2])
+
+    return {"PaddedFrameMask": PaddedFrameMask, "SpatialSoftArgmax": SpatialSoftArgmax,
+            "TemporalDeltas": TemporalDeltas}
 
 
 def custom_objects() -> dict[str, Any]:
@@ -216,6 +230,8 @@ def _cnn_lstm(input_shape, num_classes, dropout, lstm_units):
     import os
     trunk = bn_trunk(tuple(input_shape[1:]), dropout, final_pool=os.environ.get("FP","1")=="1")
     x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
+    if os.environ.get("DELTA") == "1":
+        x = _custom_layers()["TemporalDeltas"](name="deltas")(x)
     x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
     x = layers.Dropout(dropout, name="drop_frames")(x)
     x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)

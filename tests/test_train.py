@@ -1,0 +1,370 @@
+"""The reference trainers: models, train-baseline runs, evaluate, predict, reports, generators.
+
+One tiny gesture workspace (real H.264 videos -> ingest -> frames -> split -> stats -> TFRecord
+export, as clips and as frames) is built once per module; the runs train for one or two epochs.
+The accuracy targets are measured by the walkthroughs in examples/, not here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dataprep.testing.gestures import (
+    GESTURE_CLASSES,
+    GestureSpec,
+    gesture_frames,
+    write_gesture_set,
+)
+
+SPEC = GestureSpec(per_class=4, size=32, frames=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def gesture_ws(tmp_path_factory):
+    """A workspace with clip (T=8) and frame exports of 16 tiny gesture videos."""
+    from dataprep.export.dataset import export_dataset
+    from dataprep.frames import extract_frames
+    from dataprep.ingest import ingest
+    from dataprep.split import split_media
+    from dataprep.stats import compute_stats
+    from dataprep.workspace import init_workspace
+
+    root = tmp_path_factory.mktemp("gestures")
+    write_gesture_set(root / "raw", SPEC)
+    ws = init_workspace(root / "ws", classes=list(GESTURE_CLASSES))
+    ingest(ws, [root / "raw"], label_from_dir=True, jobs=1)
+    extract_frames(ws, sampling="all", size="32", jobs=1)
+    split_media(ws, ratios=[0.5, 0.25, 0.25], seed=0)
+    compute_stats(ws, jobs=1)
+    export_dataset(ws, format="tfrecord", unit="clip", clip_len=8, clip_stride=8, name="clips")
+    export_dataset(ws, format="tfrecord", unit="frame", name="frames")
+    return ws
+
+
+def _train(ws, export, model, run_name, **kwargs):
+    from dataprep.train.loop import TrainOptions, train_baseline
+
+    lines: list[str] = []
+    options = TrainOptions(export=export, model=model, run_name=run_name,
+                           epochs=kwargs.pop("epochs", 1), batch_size=kwargs.pop("batch_size", 8),
+                           seed=kwargs.pop("seed", 0), **kwargs)
+    result = train_baseline(ws, options, log=lines.append)
+    return result, lines
+
+
+@pytest.fixture(scope="module")
+def lstm_run(gesture_ws):
+    return _train(gesture_ws, "clips", "cnn-lstm", "lstm", epochs=2)
+
+
+@pytest.fixture(scope="module")
+def cnn_run(gesture_ws):
+    return _train(gesture_ws, "frames", "cnn", "cnn")
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+def test_reference_cnn_has_79626_parameters_at_32x32x3_and_10_classes():
+    from dataprep.train.models import build_model
+
+    model = build_model("cnn", input_shape=(32, 32, 3), num_classes=10)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    assert model.count_params() == 79_626
+    assert "79,626" in "\n".join(lines)
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
+                     "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+
+
+def test_cnn_lstm_masks_padding_and_its_encoder_sees_position():
+    import keras
+
+    from dataprep.train.models import build_model, custom_objects
+
+    mask_layer = custom_objects()["PaddedFrameMask"]()
+    clips = np.random.default_rng(0).random((3, 6, 4, 4, 3)).astype("float32")
+    clips[0, 4:] = clips[0, 3]  # two padded frames (the export repeats the last real one)
+    clips[1, 2] = clips[1, 1]  # a repeated frame in the middle is not padding
+    mask = np.asarray(mask_layer(clips))
+    assert mask.tolist()[0] == [True, True, True, True, False, False]
+    assert mask[1].all() and mask[2].all()
+
+    model = build_model("cnn-lstm", input_shape=(6, 16, 16, 3), num_classes=4)
+    base = model.predict(clips_16 := np.repeat(np.repeat(clips, 4, 2), 4, 3), verbose=0)
+    changed = clips_16.copy()
+    changed[0, 4:] = changed[0, 3]
+    np.testing.assert_allclose(model.predict(changed, verbose=0), base, atol=1e-6)
+    names = [layer.name for layer in model.get_layer("frame_encoder").layer.layers]
+    assert "keypoints" in names  # spatial soft-argmax: where each feature is
+    assert not any(isinstance(layer, keras.layers.GlobalAveragePooling2D)
+                   for layer in model.get_layer("frame_encoder").layer.layers)
+
+
+def test_unknown_model_and_wrong_rank_are_refused():
+    from dataprep.train.models import build_model
+
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet", input_shape=(32, 32, 3), num_classes=2)
+    with pytest.raises(ValueError, match="rank 4"):
+        build_model("cnn-lstm", input_shape=(32, 32, 3), num_classes=2)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def test_cnn_lstm_run_writes_every_output(gesture_ws, lstm_run):
+    result, lines = lstm_run
+    run_dir = result.run_dir
+    for name in ("model.keras", "checkpoints/best.keras", "history.csv", "metrics.json",
+                 "curves.png", "confusion.png", "config.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and history[0].startswith("epoch,")
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "images/s", "clips/s"):
+        assert key in epoch_lines[0]
+    assert any(line.startswith("training on CPU") for line in lines)
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert set(metrics["per_class"]) == set(GESTURE_CLASSES)
+    assert set(metrics["per_class"]["left"]) == {"precision", "recall", "f1", "support"}
+    assert np.asarray(metrics["confusion_matrix"]).shape == (4, 4)
+    assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["examples"] == 4
+    assert "top_k" not in metrics  # only with more than 5 classes
+    assert metrics["training"]["train_clips_per_s"] > 0
+
+    config = json.loads((run_dir / "config.json").read_text())
+    info = json.loads((gesture_ws.exports_dir / "clips" / "dataset_info.json").read_text())
+    assert config["export"]["fingerprints"] == info["fingerprints"]
+    assert config["options"]["model"] == "cnn-lstm" and config["resolved"]["clip_len"] == 8
+    assert config["frames"]["sampling"] == "all" and config["frames"]["size"] == "32"
+    assert config["devices"]["deterministic"] is True
+    assert "--seed 0" in config["command"]
+
+
+def test_predict_gives_the_probabilities_evaluate_gives_for_the_same_clip(gesture_ws, lstm_run,
+                                                                          tmp_path):
+    from dataprep import manifests
+    from dataprep.train.evaluate import load_run_model, predict_split, read_run_config
+    from dataprep.train.predict import predict_paths
+
+    run_dir = lstm_run[0].run_dir
+    config = read_run_config(run_dir)
+    labels, probabilities, meta = predict_split(load_run_model(run_dir), config, "test")
+    media = manifests.load(gesture_ws, "media").set_index("media_id")
+    media_id = meta[0]["media_id"]
+    outside = tmp_path / "new_video.mp4"  # a file that is not in the workspace
+    shutil.copy(media.loc[media_id, "path"], outside)
+
+    [result] = predict_paths(gesture_ws, run_dir.name, [outside], top_k=2)
+    assert result["frames"] == SPEC.frames and len(result["clips"]) == 1
+    clip = result["clips"][0]
+    assert clip["start_frame"] == meta[0]["start_frame"] == 0
+    predicted = np.array([clip["probabilities"][name] for name in GESTURE_CLASSES])
+    np.testing.assert_allclose(predicted, probabilities[0], rtol=1e-5, atol=1e-6)
+    assert result["top_k"][0][0] == result["prediction"]
+    assert len(result["top_k"]) == 2
+
+
+def test_predict_cuts_long_videos_into_the_exports_clips(gesture_ws, lstm_run, tmp_path):
+    from dataprep.testing.media import write_video
+    from dataprep.train.predict import predict_paths
+
+    rng = np.random.default_rng(1)
+    frames = gesture_frames("up", rng, SPEC) + gesture_frames("up", rng, SPEC)
+    frames += gesture_frames("up", rng, SPEC)[:5]  # 21 frames: clips at 0 and 8, 5 left over
+    long_video = write_video(tmp_path / "long.mp4", frames=frames, fps=10.0)
+    short_video = write_video(tmp_path / "short.mp4", frames=frames[:5], fps=10.0)
+    long_result, short_result = predict_paths(gesture_ws, lstm_run[0].run_dir,
+                                              [long_video, short_video])
+    assert [c["start_frame"] for c in long_result["clips"]] == [0, 8]
+    clip_probs = np.array([list(c["probabilities"].values()) for c in long_result["clips"]])
+    whole = np.array(list(long_result["probabilities"].values()))
+    np.testing.assert_allclose(whole, clip_probs.mean(axis=0), rtol=1e-5)
+    assert short_result["clips"][0]["end_frame"] == 4  # padded to 8, 5 real frames
+
+
+def test_frame_model_run_reports_majority_vote_and_evaluates_other_splits(gesture_ws, cnn_run):
+    from dataprep.train.evaluate import evaluate_run
+
+    result, lines = cnn_run
+    assert "Total params" in "\n".join(lines)
+    vote = result.metrics["media_vote"]
+    assert vote["media"] == 4 and 0.0 <= vote["accuracy"] <= 1.0
+    assert result.metrics["examples"] == 4 * SPEC.frames
+
+    val = evaluate_run(gesture_ws, "cnn", split="val")
+    assert (result.run_dir / "metrics-val.json").is_file()
+    assert (result.run_dir / "confusion-val.png").is_file()
+    assert val["split"] == "val" and "val_accuracy" in val
+    again = evaluate_run(gesture_ws, result.run_dir, split="test")
+    assert again["test_accuracy"] == result.metrics["test_accuracy"]
+    assert again["training"]["epochs_run"] == 1  # kept from training
+
+
+def test_seeded_runs_on_cpu_repeat_exactly_and_config_reproduces_them(gesture_ws, cnn_run):
+    from dataprep.train.evaluate import load_run_model
+    from dataprep.train.loop import options_from_config, train_baseline
+
+    first = cnn_run[0]
+    options = options_from_config(first.run_dir / "config.json", run_name="cnn-again")
+    second = train_baseline(gesture_ws, options, log=lambda line: None)
+    assert second.history[0]["loss"] == first.history[0]["loss"]
+    assert second.history[0]["val_loss"] == first.history[0]["val_loss"]
+    for a, b in zip(load_run_model(first.run_dir).get_weights(),
+                    load_run_model(second.run_dir).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_options_that_do_not_fit_the_export_are_refused(gesture_ws):
+    from dataprep.errors import UsageError
+    from dataprep.train.loop import TrainOptions, train_baseline
+
+    cases = [
+        (TrainOptions(export="frames", model="cnn-lstm"), "export with --unit clip"),
+        (TrainOptions(export="clips", model="cnn"), "use --model cnn-lstm"),
+        (TrainOptions(export="clips", model="cnn-lstm", clip_len=9), "--clip-len 9"),
+        (TrainOptions(export="nope", model="cnn"), "no complete export"),
+        (TrainOptions(export="frames", model="cnn", mixed_precision="fast"), "auto, on or off"),
+        (TrainOptions(export="frames", model="cnn", run_name="bad/name"), "--run-name"),
+    ]
+    for options, message in cases:
+        with pytest.raises(UsageError, match=message):
+            train_baseline(gesture_ws, options, log=lambda line: None)
+    assert not (gesture_ws.runs_dir / "bad").exists()
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from dataprep import manifests
+    from dataprep.cli.main import app
+
+    runner = CliRunner()
+    ws = ["-w", str(gesture_ws.root)]
+    result = runner.invoke(app, [*ws, "evaluate", "cnn", "--split", "val", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["split"] == "val"
+
+    image = tmp_path / "frame.png"
+    frame_path = manifests.load(gesture_ws, "frames")["path"].iloc[0]
+    shutil.copy(gesture_ws.root / frame_path, image.with_suffix(".jpg"))
+    result = runner.invoke(app, [*ws, "predict", "cnn", str(image.with_suffix(".jpg")), "--json",
+                                 "--top-k", "1"])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.output)
+    assert item["unit"] == "frame" and len(item["top_k"]) == 1 and len(item["clips"]) == 1
+
+    result = runner.invoke(app, [*ws, "train-baseline", "--export", "frames", "--model",
+                                 "cnn-lstm"])
+    assert result.exit_code == 2
+    assert "export with --unit clip" in result.output
+    result = runner.invoke(app, [*ws, "evaluate", "no-such-run"])
+    assert result.exit_code == 2 and "no run 'no-such-run'" in result.output
+    result = runner.invoke(app, [*ws, "predict", "cnn", str(tmp_path / "missing.mp4")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+# ------------------------------------------------------------------------------------ reports
+
+
+def test_metrics_top_k_and_majority_vote():
+    from dataprep.train.reports import compute_metrics, majority_vote
+
+    names = [str(i) for i in range(7)]
+    labels = [0, 1, 2, 3]
+    probs = np.full((4, 7), 0.01)
+    probs[0, 0] = probs[1, 2] = probs[2, 2] = probs[3, 4] = 0.9
+    probs[1, 1] = probs[3, 3] = 0.05
+    metrics = compute_metrics(labels, probs, names, split="val")
+    assert metrics["val_accuracy"] == 0.5
+    assert metrics["top_k"] == {"3": 1.0, "5": 1.0}
+    assert metrics["per_class"]["2"]["precision"] == 0.5
+    assert metrics["confusion_matrix"][1][2] == 1
+    vote = majority_vote([0, 0, 0, 1], np.eye(2)[[0, 1, 0, 0]], ["a", "a", "a", "b"], 2)
+    assert vote == {"media": 2, "accuracy": 0.5}
+
+
+# --------------------------------------------------------------------------------- generators
+
+
+def test_gesture_frames_move_in_their_direction_and_wrap():
+    rng = np.random.default_rng(0)
+    spec = GestureSpec(noise=0.0, size=32, frames=6)
+    for label, axis, sign in (("left", 1, -1), ("right", 1, 1), ("up", 0, -1), ("down", 0, 1)):
+        frames = gesture_frames(label, rng, spec)
+        assert len(frames) == 6 and frames[0].shape == (32, 32, 3)
+        first, second = frames[0].astype(int), frames[1].astype(int)
+        best = min(range(1, 4), key=lambda s: np.abs(np.roll(first, sign * s, axis) - second).sum())
+        assert np.abs(np.roll(first, sign * best, axis) - second).sum() == 0, label
+    with pytest.raises(ValueError, match="unknown gesture"):
+        gesture_frames("spin", rng, spec)
+
+
+def test_digits_are_written_as_class_folders(tmp_path):
+    import cv2
+
+    from dataprep.testing.digits import write_digits
+
+    counts = write_digits(tmp_path / "digits", size=32, limit=20)
+    assert sum(counts.values()) == 20 and set(counts) <= {str(d) for d in range(10)}
+    image = cv2.imread(str(next((tmp_path / "digits").glob("*/digit_0000.png"))))
+    assert image.shape == (32, 32, 3)
+
+
+# ------------------------------------------------------------------------ other Keras backends
+
+TORCH_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import keras
+    assert keras.backend.backend() == "torch"
+    from dataprep.data import iter_numpy
+    from dataprep.train.models import build_model, compile_model
+    for export, name in ((sys.argv[1], "cnn-bn"), (sys.argv[2], "cnn-lstm")):
+        batches = list(iter_numpy(export, "train", batch_size=4, shuffle=False))
+        images, labels = batches[0]
+        model = build_model(name, input_shape=images.shape[1:], num_classes=4)
+        compile_model(model, name, lr=1e-3, steps_per_epoch=len(batches), epochs=1)
+        history = model.fit(images, labels, epochs=1, verbose=0)
+        probs = model.predict(images, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+        print(name, "ok", probs.shape)
+    print("tensorflow imported:", "tensorflow" in sys.modules)
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
+def test_models_train_on_the_torch_backend_from_the_numpy_reader(gesture_ws):
+    env = {**os.environ, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_SCRIPT, str(gesture_ws.exports_dir / "frames"),
+         str(gesture_ws.exports_dir / "clips")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cnn-bn ok" in done.stdout and "cnn-lstm ok" in done.stdout
+    assert "tensorflow imported: False" in done.stdout
+
