@@ -110,13 +110,24 @@ def pipeline_from_dict(data: dict, *, source: str = "pipeline"):
     if not isinstance(transform, dict):
         raise UsageError(f"{source}: `transform` must be a mapping with __class_fullname__")
     _check_transform(transform, source, "transform")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # albumentations warns (and ignores) on bad arguments
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             pipeline = A.from_dict({"transform": transform})
-        except (ValueError, TypeError, KeyError, UserWarning) as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             raise UsageError(f"{source}: {_first_line(exc)}; fix the pipeline file") from None
+    _raise_on_ignored_arguments(caught, source, "transform")
     return pipeline
+
+
+def _raise_on_ignored_arguments(caught: list, source: str, where: str) -> None:
+    """albumentations only warns about arguments it does not know (and ignores them): an error
+    here. Other warnings (deprecations) are passed on."""
+    for warning in caught:
+        text = str(warning.message)
+        if "are not valid for transform" in text:
+            raise UsageError(f"{source}: {where}: {text}; fix the pipeline file")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _transform_class(name: str):
@@ -168,14 +179,15 @@ def _check_transform(entry: dict, source: str, where: str) -> None:
             _check_transform(child, source, f"{where}.transforms[{i}] {label}")
         return
     arguments = {k: v for k, v in entry.items() if k not in _RESERVED and not k.startswith("__")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             cls(**arguments)
         except Exception as exc:  # noqa: BLE001 - any failure here is a bad argument
             raise UsageError(
                 f"{source}: {_place(where, name)}: {_validation_message(exc)}"
             ) from None
+    _raise_on_ignored_arguments(caught, source, _place(where, name))
 
 
 def _place(where: str, name: str) -> str:

@@ -33,6 +33,17 @@ class SamplingSpec:
     count: int | None = None
 
     def __post_init__(self) -> None:
+        # Normalize types so that fps=5 and fps=5.0 are the same settings (same fingerprint).
+        for name, kind in (("fps", float), ("every", int), ("count", int)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    converted = kind(value)
+                except (TypeError, ValueError):
+                    raise UsageError(f"--{name} must be a number, not {value!r}") from None
+                if converted != value:
+                    raise UsageError(f"--{name} must be a whole number, not {value!r}")
+                object.__setattr__(self, name, converted)
         if self.mode not in SAMPLING_MODES:
             raise UsageError(
                 f"sampling {self.mode!r} is not known; use one of {', '.join(SAMPLING_MODES)}"

@@ -133,6 +133,7 @@ def test_vfr_sampling_by_timestamps(vfr_video):
     count_indices, _ = _picked(vfr_video, sampling="count", count=4)
     assert len(count_indices) == 4 and count_indices == sorted(set(count_indices))
     assert _picked(vfr_video, sampling="every", every=5)[0] == [0, 5, 10]
+    assert _picked(vfr_video, sampling="keyframes")[0] == [0, 4, 8]
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from dataprep import manifests
 from dataprep.cli.main import app
 from dataprep.errors import UsageError
-from dataprep.frames import extract_frames, load_records
+from dataprep.frames import extract_frames, load_records, resolve_settings
 from dataprep.imageops import read_image_rgb
 from dataprep.info import summarize
 from dataprep.ingest import ingest
@@ -228,3 +228,86 @@ def test_cli_exit_code_1_when_a_media_fails(workspace, tmp_path):
 def test_no_media_manifest_is_a_clear_error(workspace):
     result = CliRunner().invoke(app, ["-w", str(workspace.root), "frames"])
     assert result.exit_code == 3 and "dataprep ingest" in result.output
+
+
+def test_equal_settings_have_equal_fingerprints(workspace):
+    library = resolve_settings(workspace, fps=5, size="224")
+    cli = resolve_settings(workspace, sampling="fps", fps=5.0, size="224", resize="shorter")
+    assert library.fingerprint == cli.fingerprint
+    # Defaults come from [frames]: fps = 5.0, size "224", jpg, quality 90.
+    assert resolve_settings(workspace).fingerprint == library.fingerprint
+    assert resolve_settings(workspace, fps=5, quality=80).fingerprint != library.fingerprint
+    with pytest.raises(UsageError, match="whole number"):
+        resolve_settings(workspace, every=2.5)
+    with pytest.raises(UsageError, match="choose one"):
+        resolve_settings(workspace, fps=2, count=3)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "webp"])
+def test_formats_and_quality(ready, fmt):
+    low = extract_frames(ready, count=2, size="48", format=fmt, quality=10, jobs=1)
+    frames = manifests.load(ready, "frames")
+    assert all(p.endswith(f".{fmt}") for p in frames["path"])
+    low_bytes = sum((ready.root / p).stat().st_size for p in frames["path"])
+    for row in manifests.records(frames):
+        assert read_image_rgb(ready.root / row["path"]).shape[:2] == (row["height"], row["width"])
+    high = extract_frames(
+        ready, count=2, size="48", format=fmt, quality=100, jobs=1, overwrite=True
+    )
+    assert high.fingerprint != low.fingerprint
+    high_bytes = sum(
+        (ready.root / p).stat().st_size for p in manifests.load(ready, "frames")["path"]
+    )
+    # JPEG/WebP: higher quality, bigger files; PNG: quality 100 = fastest zlib level, bigger files.
+    assert high_bytes > low_bytes
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill_9_with_parallel_workers_leaves_no_orphans_and_resumes(tmp_path):
+    source = tmp_path / "many"
+    for i in range(4):
+        write_video(source / f"v{i}.mp4", 150 + i, fps=25, width=160, height=120, gop=25)
+    killed = init_workspace(tmp_path / "killed")
+    ingest(killed, [source], jobs=1)
+    process = _cli_frames(killed.root, "--all", "--size", "96", "--format", "png", "--jobs", "2")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(p.name.startswith(".tmp-") for p in killed.frames_dir.iterdir()):
+            break
+        time.sleep(0.01)
+    workers = _children(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert workers, "the run should have been killed while its workers were decoding"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "workers outlived their killed parent"
+    report = extract_frames(killed, sampling="all", size="96", format="png", jobs=2)
+    assert report.ok and report.extracted + report.unchanged == 4
+    reference = init_workspace(tmp_path / "reference")
+    ingest(reference, [source], jobs=1)
+    extract_frames(reference, sampling="all", size="96", format="png", jobs=1)
+    assert manifests.load(killed, "frames").equals(manifests.load(reference, "frames"))
+    assert _files_under(killed) == set(manifests.load(killed, "frames")["path"])

@@ -77,8 +77,9 @@ class ExportContext:
     def class_index(self, label: str) -> int:
         return self.selection.class_names.index(label)
 
-    def read_images(self, example: Example) -> tuple[list[bytes], tuple[int, int, int]]:
-        """The encoded frames of an example (padding repeats the last real frame's bytes)."""
+    def read_images(self, example: Example) -> tuple[list[bytes], tuple[int, int, int, str]]:
+        """The encoded frames of an example (padding repeats the last real frame's bytes) and
+        ``(height, width, channels, encoding)`` of its first frame. Runs in reader threads."""
         cache: dict[str, bytes] = {}
         images = []
         for frame in example.frames:
@@ -94,16 +95,13 @@ class ExportContext:
                         f"cannot be read ({exc.strerror}); re-run `dataprep frames`"
                     ) from None
             images.append(cache[frame.path])
-        height, width, channels, encoding = image_info(
-            images[0], str(frame_file(self.workspace, example.frames[0]))
-        )
-        self.images[(height, width, channels, encoding)] += 1
-        return images, (height, width, channels)
+        return images, image_info(images[0], str(frame_file(self.workspace, example.frames[0])))
 
     def iter_with_images(self, examples: list[Example]):
         """Yields ``(example, images, shape)`` reading frame files ahead in threads."""
-        for example, (images, shape) in read_ahead(examples, self.read_images):
-            yield example, images, shape
+        for example, (images, header) in read_ahead(examples, self.read_images):
+            self.images[header] += 1  # counted here, in one thread
+            yield example, images, header[:3]
             self.written += 1
             if self.progress:
                 self.progress(self.written, self.total)

@@ -111,8 +111,9 @@ def video_box_result(
     }
 
 
-def image_box_result(label: str, box: tuple[float, float, float, float], *, width: int,
-                     height: int) -> dict:
+def image_box_result(
+    label: str, box: tuple[float, float, float, float], *, width: int, height: int
+) -> dict:
     """A ``RectangleLabels`` result for an image; ``box`` is (x, y, w, h) in pixels."""
     x, y, w, h = box
     return {
@@ -124,8 +125,14 @@ def image_box_result(label: str, box: tuple[float, float, float, float], *, widt
         "original_width": width,
         "original_height": height,
         "image_rotation": 0,
-        "value": {"x": 100.0 * x / width, "y": 100.0 * y / height, "width": 100.0 * w / width,
-                  "height": 100.0 * h / height, "rotation": 0, "rectanglelabels": [label]},
+        "value": {
+            "x": 100.0 * x / width,
+            "y": 100.0 * y / height,
+            "width": 100.0 * w / width,
+            "height": 100.0 * h / height,
+            "rotation": 0,
+            "rectanglelabels": [label],
+        },
     }
 
 
@@ -155,12 +162,21 @@ def results_for(annotation: ExportAnnotation, media_row: dict) -> list[dict]:
         by_label.setdefault(label, []).append((first, last))
     results += [timeline_result(label, spans) for label, spans in by_label.items()]
     for track in annotation.tracks:
-        results.append(video_box_result(
-            track, fps=float(media_row["fps"]), width=int(media_row["width"]),
-            height=int(media_row["height"]), frame_count=int(media_row["frame_count"])))
+        results.append(
+            video_box_result(
+                track,
+                fps=float(media_row["fps"]),
+                width=int(media_row["width"]),
+                height=int(media_row["height"]),
+                frame_count=int(media_row["frame_count"]),
+            )
+        )
     for label, box in annotation.image_boxes:
-        results.append(image_box_result(label, box, width=int(media_row["width"]),
-                                        height=int(media_row["height"])))
+        results.append(
+            image_box_result(
+                label, box, width=int(media_row["width"]), height=int(media_row["height"])
+            )
+        )
     return results
 
 
@@ -214,37 +230,53 @@ def make_export(
         data = task_data(media_row, media_root)
         if not with_media_id:
             data.pop(config_xml.MEDIA_ID_KEY)
-        task = {"id": task_id, "data": data, "annotations": [], "predictions": [],
-                "project": 1, "created_at": stamp.isoformat().replace("+00:00", "Z")}
+        task = {
+            "id": task_id,
+            "data": data,
+            "annotations": [],
+            "predictions": [],
+            "project": 1,
+            "created_at": stamp.isoformat().replace("+00:00", "Z"),
+        }
         for annotation in by_media.get(media_id, []):
             annotation_id += 1
             user = users.setdefault(annotation.annotator, len(users) + 1)
             when = stamp.replace(minute=annotation_id % 60).isoformat().replace("+00:00", "Z")
             results = results_for(annotation, media_row)
-            task["annotations"].append({
-                "id": annotation_id,
-                "completed_by": {"id": user, "email": annotation.annotator},
-                "result": results,
-                "was_cancelled": False,
-                "ground_truth": annotation.ground_truth,
+            task["annotations"].append(
+                {
+                    "id": annotation_id,
+                    "completed_by": {"id": user, "email": annotation.annotator},
+                    "result": results,
+                    "was_cancelled": False,
+                    "ground_truth": annotation.ground_truth,
+                    "created_at": when,
+                    "updated_at": when,
+                    "lead_time": 1.0,
+                    "task": task_id,
+                    "project": 1,
+                }
+            )
+            record = {
+                **data,
+                "id": task_id,
+                "annotator": annotation.annotator,
+                "annotation_id": annotation_id,
                 "created_at": when,
                 "updated_at": when,
                 "lead_time": 1.0,
-                "task": task_id,
-                "project": 1,
-            })
-            record = {**data, "id": task_id, "annotator": annotation.annotator,
-                      "annotation_id": annotation_id, "created_at": when, "updated_at": when,
-                      "lead_time": 1.0}
+            }
             for result in results:
                 value = dict(result["value"])
                 kind = result["type"]
                 if kind == "choices":
                     record[result["from_name"]] = value["choices"][0]
                     continue
-                value["type"] = {"timelinelabels": "TimelineLabels",
-                                 "videorectangle": "Labels",
-                                 "rectanglelabels": "RectangleLabels"}[kind]
+                value["type"] = {
+                    "timelinelabels": "TimelineLabels",
+                    "videorectangle": "Labels",
+                    "rectanglelabels": "RectangleLabels",
+                }[kind]
                 for key in ("original_width", "original_height"):
                     if key in result:
                         value[key] = result[key]
@@ -258,13 +290,15 @@ def make_export(
     raise ValueError(f"fmt {fmt!r} must be JSON or JSON_MIN")
 
 
-def write_export(path: Path, media_rows: Iterable[dict], annotations: Iterable[ExportAnnotation],
-                 **kwargs: Any) -> Path:
+def write_export(
+    path: Path, media_rows: Iterable[dict], annotations: Iterable[ExportAnnotation], **kwargs: Any
+) -> Path:
     """Writes :func:`make_export` to ``path`` as JSON; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(make_export(media_rows, annotations, **kwargs), indent=1),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(make_export(media_rows, annotations, **kwargs), indent=1), encoding="utf-8"
+    )
     return path
 
 
@@ -284,8 +318,9 @@ def default_venv(repo_root: Path) -> Path:
     return Path(override) if override else Path(repo_root) / ".cache" / "labelstudio-venv"
 
 
-def ensure_venv(venv: Path, *, requirement: str = LABEL_STUDIO_REQUIREMENT,
-                timeout_s: float = 1200) -> Path:
+def ensure_venv(
+    venv: Path, *, requirement: str = LABEL_STUDIO_REQUIREMENT, timeout_s: float = 1200
+) -> Path:
     """Creates ``venv`` with ``label-studio`` installed unless it has it; returns its
     ``label-studio`` executable. A half-built environment (no marker) is rebuilt."""
     venv = Path(venv)
@@ -297,9 +332,19 @@ def ensure_venv(venv: Path, *, requirement: str = LABEL_STUDIO_REQUIREMENT,
         shutil.rmtree(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    "--disable-pip-version-check", requirement],
-                   check=True, timeout=timeout_s)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ],
+        check=True,
+        timeout=timeout_s,
+    )
     marker.write_text(requirement + "\n")
     return exe
 
@@ -334,15 +379,17 @@ class LabelStudioServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-        env.update({
-            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-            "LOCAL_FILES_SERVING_ENABLED": "true",
-            "LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
-            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-            "COLLECT_ANALYTICS": "false",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
+                "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+                "LOCAL_FILES_SERVING_ENABLED": "true",
+                "LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
+                "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+                "COLLECT_ANALYTICS": "false",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
     def init(self, timeout_s: float = 300) -> None:
@@ -351,9 +398,21 @@ class LabelStudioServer:
         self.document_root.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "init.log", "wb") as log:
             done = subprocess.run(
-                [str(self.executable), "init", "--username", self.username, "--password",
-                 self.password, "--user-token", self.token, "--no-browser"],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s,
+                [
+                    str(self.executable),
+                    "init",
+                    "--username",
+                    self.username,
+                    "--password",
+                    self.password,
+                    "--user-token",
+                    self.token,
+                    "--no-browser",
+                ],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
                 cwd=self.data_dir,
             )
         if done.returncode != 0:
@@ -363,9 +422,19 @@ class LabelStudioServer:
         """``label-studio start`` and wait until ``/health`` answers."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the server process
         self.process = subprocess.Popen(
-            [str(self.executable), "start", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-browser"],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
+            [
+                str(self.executable),
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-browser",
+            ],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
             start_new_session=True,
         )
         log.close()
@@ -378,8 +447,9 @@ class LabelStudioServer:
                 return
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"Label Studio did not become healthy within {timeout_s}s; "
-                           f"see {self.log_path}")
+        raise RuntimeError(
+            f"Label Studio did not become healthy within {timeout_s}s; see {self.log_path}"
+        )
 
     def healthy(self) -> bool:
         try:
@@ -403,11 +473,62 @@ class LabelStudioServer:
             process.wait(timeout=timeout_s)
 
 
-def start_server(repo_root: Path, workdir: Path) -> LabelStudioServer:
-    """Installs (if needed), initializes and starts a server under ``workdir``."""
+def _template_key(executable: Path) -> str:
+    stat = Path(executable).resolve().stat()
+    return f"{Path(executable).resolve()}:{stat.st_mtime_ns}"
+
+
+def start_server(repo_root: Path, workdir: Path, *, reuse_init: bool = True) -> LabelStudioServer:
+    """Installs (if needed), initializes and starts a server under ``workdir``.
+
+    ``label-studio init`` (migrations of a fresh database: 30-100 s) runs once into
+    ``<repo>/.cache/labelstudio-initialized`` and each session copies that folder (database, user,
+    test token) into its own data folder, unless ``reuse_init`` is false.
+    """
     executable = ensure_venv(default_venv(repo_root))
-    server = LabelStudioServer(executable=executable, data_dir=Path(workdir) / "ls-data",
-                               document_root=Path(workdir) / "ls-files")
-    server.init()
+    workdir = Path(workdir)
+    data_dir = workdir / "ls-data"
+    document_root = workdir / "ls-files"
+    document_root.mkdir(parents=True, exist_ok=True)
+    if not reuse_init:
+        server = LabelStudioServer(
+            executable=executable, data_dir=data_dir, document_root=document_root
+        )
+        server.init()
+        server.start()
+        return server
+    template = Path(repo_root) / ".cache" / "labelstudio-initialized"
+    credentials_path = template / "dataprep-credentials.json"
+    key = _template_key(executable)
+    credentials = None
+    if credentials_path.exists():
+        credentials = json.loads(credentials_path.read_text())
+        if credentials.get("key") != key:
+            credentials = None
+    if credentials is None:
+        building = template.with_name(template.name + f".building-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        fresh = LabelStudioServer(
+            executable=executable, data_dir=building, document_root=document_root
+        )
+        fresh.init()
+        credentials = {
+            "key": key,
+            "username": fresh.username,
+            "password": fresh.password,
+            "token": fresh.token,
+        }
+        (building / "dataprep-credentials.json").write_text(json.dumps(credentials))
+        shutil.rmtree(template, ignore_errors=True)
+        os.replace(building, template)
+    shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("*.log"))
+    server = LabelStudioServer(
+        executable=executable,
+        data_dir=data_dir,
+        document_root=document_root,
+        username=credentials["username"],
+        password=credentials["password"],
+        token=credentials["token"],
+    )
     server.start()
     return server

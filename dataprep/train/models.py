@@ -12,9 +12,11 @@ importing this module is cheap, and the backend is chosen by whoever imports Ker
   change digits and gestures), L2 weight decay (AdamW) and a cosine learning-rate schedule (set by
   :func:`compile_model`).
 - ``cnn-lstm``: the ``cnn-bn`` trunk applied to every frame (``TimeDistributed``), then an LSTM over
-  time and a softmax over clip classes. The trunk ends with ``Flatten`` over a small spatial map, so
-  the frame features keep *where* things are (global average pooling would throw position away, and
-  motion is a change of position). Padded frames are masked (see ``PaddedFrameMask``).
+  time and a softmax over clip classes. Global average pooling would throw position away, and
+  motion is a change of position, so the per-frame head keeps it explicitly: a spatial
+  soft-argmax gives each feature map's expected (x, y), next to its maximum (what). The LSTM
+  reads each frame's features and their change since the previous frame (``TemporalDeltas``).
+  Padded frames (the export repeats a short clip's last frame) are masked (``PaddedFrameMask``).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def build_model(
     input_shape: tuple[int, ...],
     num_classes: int,
     augment_in_model: bool = True,
-    dropout: float = 0.3,
+    dropout: float | None = None,
     lstm_units: int = 64,
 ):
     """Builds one of the reference models (not compiled).
@@ -118,7 +120,8 @@ def build_model(
         input_shape: ``(H, W, C)`` for frame models, ``(T, H, W, C)`` for ``cnn-lstm``.
         num_classes: size of the softmax.
         augment_in_model: ``cnn-bn`` only: random shift/rotation/zoom layers (active in training).
-        dropout: dropout rate of ``cnn-bn`` and ``cnn-lstm``.
+        dropout: dropout rate (default 0.3 for ``cnn-bn``, 0.1 for ``cnn-lstm``, whose
+            per-frame positions are what it needs and too precious to drop often).
         lstm_units: LSTM width of ``cnn-lstm``.
 
     Raises:
@@ -132,8 +135,10 @@ def build_model(
     if name == "cnn":
         return _reference_cnn(tuple(input_shape), num_classes)
     if name == "cnn-bn":
-        return _cnn_bn(tuple(input_shape), num_classes, augment_in_model, dropout)
-    return _cnn_lstm(tuple(input_shape), num_classes, dropout, lstm_units)
+        return _cnn_bn(tuple(input_shape), num_classes, augment_in_model,
+                       0.3 if dropout is None else dropout)
+    return _cnn_lstm(tuple(input_shape), num_classes, 0.1 if dropout is None else dropout,
+                     lstm_units)
 
 
 def _reference_cnn(input_shape, num_classes):
@@ -167,11 +172,18 @@ def _conv_bn(x, filters, name):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", final_pool: bool = True):
-    """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a flat, position-keeping vector.
+def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk",
+             head: str = "flatten"):
+    """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a vector that keeps position.
 
-    Conv 32, Conv 32, MaxPool, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool (``same`` padding,
-    batch norm, ReLU), spatial dropout, then ``Flatten`` over the ``H/8 x W/8 x 64`` map.
+    Conv 32, Conv 32, MaxPool, Conv 32, MaxPool, Conv 64, Conv 64 (``same`` padding, batch norm,
+    ReLU), then one of two heads:
+
+    - ``flatten`` (``cnn-bn``): MaxPool, spatial dropout, ``Flatten`` over the
+      ``H/8 x W/8 x 64`` map: every feature at every place.
+    - ``keypoints`` (``cnn-lstm``): the expected (x, y) position of each of the 64 feature maps
+      at ``H/4 x W/4`` (spatial soft-argmax: *where*), next to each map's global maximum
+      (*what*). 192 numbers per frame, cheap to feed an LSTM and exactly what motion needs.
     """
     import keras
     from keras import layers
@@ -184,19 +196,16 @@ def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", fina
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = _conv_bn(x, 64, "b3a")
     x = _conv_bn(x, 64, "b3b")
-    import os
-    mode = os.environ.get("TRUNK", "flat")
-    keypoints = _custom_layers()["SpatialSoftArgmax"](name="keypoints")(x) if mode != "flat" else None
-    x0 = x
-    x = layers.MaxPooling2D(2, name="pool3")(x)
-    x = layers.SpatialDropout2D(dropout / 2, name="drop_map")(x)
-    x = layers.Flatten(name="flatten")(x)
-    if mode == "kp":
-        x = keypoints
-    elif mode == "kpgmp":
-        x = layers.Concatenate(name="features")([keypoints, layers.GlobalMaxPooling2D()(x0)])
-    elif mode == "both":
-        x = layers.Concatenate(name="features")([x, keypoints])
+    if head == "keypoints":
+        where = _custom_layers()["SpatialSoftArgmax"](name="keypoints")(x)
+        what = layers.GlobalMaxPooling2D(name="max_features")(x)
+        x = layers.Concatenate(name="features")([where, what])
+    elif head == "flatten":
+        x = layers.MaxPooling2D(2, name="pool3")(x)
+        x = layers.SpatialDropout2D(dropout / 2, name="drop_map")(x)
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        raise ValueError(f"unknown trunk head {head!r}; use flatten or keypoints")
     return keras.Model(inputs, x, name=name)
 
 
@@ -227,11 +236,9 @@ def _cnn_lstm(input_shape, num_classes, dropout, lstm_units):
     mask_layer = _custom_layers()["PaddedFrameMask"]
     inputs = keras.Input(input_shape, name="clip")
     mask = mask_layer(name="frame_mask")(inputs)
-    import os
-    trunk = bn_trunk(tuple(input_shape[1:]), dropout, final_pool=os.environ.get("FP","1")=="1")
+    trunk = bn_trunk(tuple(input_shape[1:]), dropout, head="keypoints")
     x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
-    if os.environ.get("DELTA") == "1":
-        x = _custom_layers()["TemporalDeltas"](name="deltas")(x)
+    x = _custom_layers()["TemporalDeltas"](name="deltas")(x)
     x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
     x = layers.Dropout(dropout, name="drop_frames")(x)
     x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)

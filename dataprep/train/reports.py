@@ -139,6 +139,8 @@ def _figure():
 def plot_curves(path: Path, history: Sequence[dict[str, float]], title: str = "") -> None:
     """Training vs validation accuracy and loss per epoch, side by side, as a PNG."""
     plt = _figure()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [int(row["epoch"]) for row in history]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in ((ax_acc, "accuracy"), (ax_loss, "loss")):
@@ -147,6 +149,7 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]], title: str = ""
             label = ("validation " if prefix else "training ") + metric
             axis.plot(epochs, values, style, label=label, markersize=3)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend()
