@@ -28,10 +28,10 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import ManifestError, UsageError
 from dataprep.export.selection import SPLITS, resolve_media_labels
-from dataprep.stages import record_stage
+from dataprep.stages import file_fingerprint, record_stage
 from dataprep.workspace import Workspace
 
-STATE_FILE = "split.json"
+STATE_FILE = "split.json"  # under .dataprep/: the settings of the current splits
 UNLABELLED = "(unlabelled)"
 
 
@@ -247,7 +247,13 @@ def split_media(
             for m in sorted(key_of)
         ]
         manifests.save(workspace, "splits", manifests.from_records("splits", rows))
-        atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(settings, indent=2) + "\n")
+        # the settings, tied to the bytes of the manifest they made (a run killed between the
+        # two writes leaves a mismatch, which asks for --reset instead of guessing)
+        state = {
+            "settings": settings,
+            "splits_fingerprint": file_fingerprint(workspace.manifest_path("splits")),
+        }
+        atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
         record_stage(
             workspace,
             "split",
@@ -303,14 +309,17 @@ def _previous(
 
 
 def _recorded_settings(workspace: Workspace) -> dict[str, Any]:
-    """The settings of the splits on disk ({} when none are recorded)."""
-    if not workspace.manifest_path("splits").exists():
+    """The settings that made the splits manifest on disk ({} when unknown or none)."""
+    path = workspace.manifest_path("splits")
+    if not path.exists():
         return {}
     try:
-        recorded = json.loads((workspace.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads((workspace.state_dir / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return recorded if isinstance(recorded, dict) else {}
+    if not isinstance(state, dict) or state.get("splits_fingerprint") != file_fingerprint(path):
+        return {}
+    return state.get("settings") or {}
 
 
 def _class_counts(rows: list[dict], media_class: dict[str, str | None]) -> dict:
@@ -359,11 +368,7 @@ def summarize_splits(workspace: Workspace) -> dict[str, Any] | None:
     if not path.exists():
         return None
     frame = manifests.load(workspace, "splits")
-    state_path = workspace.state_dir / STATE_FILE
-    try:
-        settings = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        settings = None
+    settings = _recorded_settings(workspace) or None
     return {
         "manifest": str(path),
         "settings": settings,

@@ -117,5 +117,8 @@ def test_key_and_url_validation(monkeypatch):
     assert api_key_from_env("MY_LS_KEY") == "k"
     with pytest.raises(UsageError, match="must look like"):
         check_url("localhost:8080")
+    with pytest.raises(UsageError, match="must not hold credentials") as error:
+        check_url("http://admin:hunter2@localhost:8080")
+    assert "hunter2" not in str(error.value)
     client = _client("http://127.0.0.1:9/")
     assert KEY not in repr(client) and client.url == "http://127.0.0.1:9"

@@ -406,3 +406,55 @@ def test_api_key_never_written_or_printed(tmp_path, labelstudio_server, monkeypa
     for path in written:
         assert server.token.encode() not in path.read_bytes(), path
     assert json.dumps(load_state(ws)).find(server.token) == -1
+
+
+def test_every_generated_labeling_config_is_accepted(labelstudio_server, monkeypatch):
+    from dataprep.labels.config_xml import TEMPLATES, labeling_config
+
+    client = LabelStudioClient(labelstudio_server.url, labelstudio_server.token)
+    for label_type, kind in TEMPLATES:
+        title = f"config-{label_type}-{kind}-{uuid.uuid4().hex[:6]}"
+        project = client.create_project(title, labeling_config(["a", "b <&> c"], label_type, kind))
+        assert client.find_project(title).id == project.id
+
+
+def test_images_with_boxes_and_url_prefix_and_media_outside_the_root(
+    tmp_path, labelstudio_server, monkeypatch
+):
+    from dataprep.testing.media import write_image
+
+    server = labelstudio_server
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)
+    folder = server.document_root / uuid.uuid4().hex[:8]
+    write_image(folder / "p.png", 3, width=80, height=40)
+    write_image(tmp_path / "outside" / "q.png", 4, width=80, height=40)
+    ws = init_workspace(tmp_path / "ws", classes=CLASSES, label_type="boxes")
+    ingest(ws, [folder, tmp_path / "outside"], mode="reference", jobs=1)
+    config = ws.config.model_copy(deep=True)
+    config.labelstudio.url = server.url
+    ws = ws.save_config(config)
+    title = f"img-{uuid.uuid4().hex[:6]}"
+    report = push(ws, project=title, create=True, media_root=str(server.document_root))
+    assert report.added == 1 and len(report.errors) == 1
+    assert "outside the media root" in report.errors[0] and not report.ok
+    client = connect(ws)
+    assert "<RectangleLabels" in client.find_project(title).label_config
+    task = _tasks(client, report.project_id)["p.png"]
+    assert task["data"]["image"].startswith("/data/local-files/?d=")
+    client.create_annotation(
+        task["id"], [tls.image_box_result("cat", (8.0, 4.0, 40.0, 20.0), width=80, height=40)]
+    )
+    sync(open_workspace(ws.root))
+    (row,) = _labels(open_workspace(ws.root))
+    assert (row["x"], row["y"], row["w"], row["h"]) == pytest.approx((8.0, 4.0, 40.0, 20.0))
+    assert row["frame_index"] == 0 and row["kind"] == "box"
+
+    prefixed = push(
+        open_workspace(ws.root),
+        project=f"cdn-{uuid.uuid4().hex[:6]}",
+        create=True,
+        media_root=str(tmp_path),
+        media_url_prefix="https://cdn.example.com/media",
+    )
+    urls = {t["data"]["file"]: t["data"]["image"] for t in client.list_tasks(prefixed.project_id)}
+    assert urls == {"q.png": "https://cdn.example.com/media/outside/q.png"}

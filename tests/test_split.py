@@ -158,3 +158,20 @@ def test_group_by_folder_and_missing_class_warning(labelled, tmp_path):
         split_media(ws, group_by="session", reset=True)
     with pytest.raises(UsageError, match="--ratios"):
         split_media(ws, ratios="0.5,0.5", reset=True)
+
+
+def test_splits_changed_behind_the_state_ask_for_reset(labelled, tmp_path):
+    import shutil
+
+    from dataprep.workspace import open_workspace
+
+    shutil.copytree(labelled.root, tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
+    split_media(ws, seed=5, reset=True)
+    assert split_media(ws).settings["seed"] == 5  # options not given reuse the recorded ones
+    # a run killed between writing splits.parquet and its settings leaves them unmatched
+    splits = manifests.load(ws, "splits")
+    manifests.save(ws, "splits", splits.iloc[::-1].reset_index(drop=True))
+    with pytest.raises(UsageError, match="--reset"):
+        split_media(ws, seed=5)
+    assert split_media(ws, seed=5, reset=True).kept == 0

@@ -53,6 +53,11 @@ def check_url(url: str) -> str:
     parsed = urlparse(url or "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise UsageError(f"Label Studio URL {url!r} must look like http://host:8080; pass --url")
+    if parsed.username or parsed.password:
+        raise UsageError(
+            "the Label Studio URL must not hold credentials; put the key in the environment "
+            f"({DEFAULT_ENV}) and pass --url http://{parsed.hostname}:{parsed.port or 80}"
+        )
     return url.rstrip("/")
 
 

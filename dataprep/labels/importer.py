@@ -168,7 +168,7 @@ def import_export(
         progress=progress,
         total=len(tasks),
     )
-    frame = finish_rows(rows, policy, clocks)
+    frame = finish_rows(rows, policy, clocks, workspace.config.project.classes)
     with workspace.lock():
         manifests.save(workspace, "labels", frame)
         state_path(workspace).unlink(missing_ok=True)  # the next sync must be full

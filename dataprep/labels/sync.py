@@ -208,7 +208,7 @@ def sync(
                 for r in manifests.records(previous)
                 if not r["resolved"] and r["task_id"] not in dropped
             ]
-        frame = finish_rows(kept + new_rows, policy, clocks)
+        frame = finish_rows(kept + new_rows, policy, clocks, workspace.config.project.classes)
         manifests.save(workspace, "labels", frame)
         report.rows = int(len(frame))
         report.resolved_rows = int(frame["resolved"].sum()) if len(frame) else 0

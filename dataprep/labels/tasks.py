@@ -379,8 +379,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def finish_rows(rows: list[Row], policy: Policy, clocks: ClockCache) -> Any:
-    """Resolves ``rows`` and returns the labels frame (validated against the schema)."""
+def finish_rows(rows: list[Row], policy: Policy, clocks: ClockCache, classes: list[str]) -> Any:
+    """Flags labels against the current ``classes``, resolves ``rows`` and returns the labels
+    frame (validated against the schema)."""
+    known = set(classes)
+    for row in rows:
+        row["in_classes"] = row["label"] in known
     resolved = resolve_all(rows, policy, clocks.clocks(r["media_id"] for r in rows))
     return manifests.from_records("labels", resolved)
 
