@@ -318,3 +318,13 @@ def test_parse_time_accepts_z_and_naive():
     assert parse_time("2026-01-02T03:04:05.000Z") == WHEN
     assert parse_time("2026-01-02T03:04:05") == WHEN
     assert parse_time(None) is None and parse_time("garbage") is None
+
+
+def test_exported_interpolated_frames_are_not_key_frames():
+    clock = FrameClock(fps=10.0, frame_count=3)
+    sequence = [_key(1, 0.0), dict(_key(2, 5.0), auto=True), _key(3, 10.0, enabled=False)]
+    assert [(f, k) for f, _, k in interpolate_track(sequence, clock)] == [
+        (0, True),
+        (1, False),
+        (2, True),
+    ]

@@ -69,6 +69,31 @@ def _decoded_index(path: str, frame_index: int) -> int:
     raise IndexError(frame_index)
 
 
+def _server_export(server, project_id: int, fmt: str, path: Path) -> Path:
+    """An export made by the server itself (what a person downloads from the UI)."""
+    request = urllib.request.Request(
+        f"{server.url}/api/projects/{project_id}/export?exportType={fmt}",
+        headers={"Authorization": f"Token {server.token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        path.write_bytes(response.read())
+    return path
+
+
+def _assert_import_equals_sync(ws, server, project_id: int, tmp_path: Path) -> None:
+    """Server-made JSON and JSON_MIN exports import to the rows sync wrote. Exports name
+    annotators by user id, and JSON_MIN drops region ids and ground-truth flags."""
+    from dataprep.labels.importer import import_export
+
+    synced = manifests.load(ws, "labels").drop(columns=["annotator"])
+    for fmt, dropped in (("JSON", []), ("JSON_MIN", ["track_id", "ground_truth"])):
+        path = _server_export(server, project_id, fmt, tmp_path / f"export-{fmt}.json")
+        report = import_export(ws, path)
+        assert report.format == fmt and report.ok, report.to_dict()
+        imported = manifests.load(ws, "labels").drop(columns=["annotator", *dropped])
+        assert imported.equals(synced.drop(columns=dropped)), fmt
+
+
 def test_push_creates_tasks_with_fps_and_a_second_push_adds_nothing(
     tmp_path, labelstudio_server, monkeypatch
 ):
@@ -136,6 +161,7 @@ def test_round_trip_segments_match_decoder_frames(tmp_path, labelstudio_server, 
         assert _decoded_index(path, row["end_frame"]) == row["end_frame"]
     assert rows[1]["start_s"] == pytest.approx(12 * 1001 / 30000)
     assert all(r["kind"] == "segment" and r["task_id"] == task["id"] for r in rows)
+    _assert_import_equals_sync(ws, labelstudio_server, report.project_id, tmp_path)
 
 
 def test_round_trip_interpolated_box_tracks_in_pixels(tmp_path, labelstudio_server, monkeypatch):
@@ -172,6 +198,7 @@ def test_round_trip_interpolated_box_tracks_in_pixels(tmp_path, labelstudio_serv
     assert {r["track_id"] for r in rows} == {rows[0]["track_id"]}
     path = _media(ws)["boxes.mp4"]["path"]
     assert _decoded_index(path, 6) == 6 and _decoded_index(path, 11) == 11
+    _assert_import_equals_sync(ws, labelstudio_server, report.project_id, tmp_path)
 
 
 def test_incremental_sync_follows_edits_deletes_cancels_and_equals_full(

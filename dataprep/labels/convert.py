@@ -284,7 +284,8 @@ def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple
     props = ("x", "y", "width", "height", "rotation")
     for pos, index in enumerate(indices):
         key = keys[index]
-        out.append((index, {p: float(key.get(p) or 0.0) for p in props}, True))
+        # exports made with interpolation on mark generated frames "auto": not key frames
+        out.append((index, {p: float(key.get(p) or 0.0) for p in props}, not key.get("auto")))
         if not key.get("enabled", True):
             continue
         if pos + 1 < len(indices):
