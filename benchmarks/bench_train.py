@@ -58,20 +58,41 @@ def run(workdir: Path, quick: bool) -> list[dict]:
     ws = _workspace(Path(workdir), per_class=12 if quick else 50)
     epochs = 2 if quick else 3
     rows = []
-    for model, export, batch, frames in (("cnn", "frames", 64, 1), ("cnn-bn", "frames", 64, 1),
-                                         ("cnn-lstm", "clips", 16, 8)):
+    for model, export, batch, frames in (
+        ("cnn", "frames", 64, 1),
+        ("cnn-bn", "frames", 64, 1),
+        ("cnn-lstm", "clips", 16, 8),
+    ):
         loader = _loader_rate(ws.exports_dir / export, batch, frames)
         result = train_baseline(
-            ws, TrainOptions(export=export, model=model, epochs=epochs, batch_size=batch, seed=0,
-                             patience=epochs, run_name=f"bench-{model}"),
+            ws,
+            TrainOptions(
+                export=export,
+                model=model,
+                epochs=epochs,
+                batch_size=batch,
+                seed=0,
+                patience=epochs,
+                run_name=f"bench-{model}",
+            ),
             log=lambda line: None,
         )
         rate = result.train_images_per_s
-        clips = (f"; {result.train_clips_per_s:.1f} clips/s (loader {loader / frames:.1f} clips/s)"
-                 if result.train_clips_per_s else "")
-        rows.append(row(
-            BENCH, f"{model}: training images/s (CPU, batch {batch})", rate, "images/s",
-            limit="dataprep.data.load alone", limit_value=loader, ratio=rate / loader,
-            notes=f"ratio = training / loader; < 1: the loader is not the bottleneck{clips}",
-        ))
+        clips = (
+            f"; {result.train_clips_per_s:.1f} clips/s (loader {loader / frames:.1f} clips/s)"
+            if result.train_clips_per_s
+            else ""
+        )
+        rows.append(
+            row(
+                BENCH,
+                f"{model}: training images/s (CPU, batch {batch})",
+                rate,
+                "images/s",
+                limit="dataprep.data.load alone",
+                limit_value=loader,
+                ratio=rate / loader,
+                notes=f"ratio = training / loader; < 1: the loader is not the bottleneck{clips}",
+            )
+        )
     return rows

@@ -241,6 +241,15 @@ def test_incremental_sync_follows_edits_deletes_cancels_and_equals_full(
 
     nothing = sync(ws)
     assert nothing.mode == "incremental" and nothing.tasks_fetched == 0
+
+    # killed between writing the manifest and the cursor: the stale cursor is detected
+    stale_cursor = state_path(ws).read_bytes()
+    client.update_annotation(first["v0.mp4"]["id"], result=[tls.choice_result("run")])
+    sync(ws)
+    state_path(ws).write_bytes(stale_cursor)
+    recovered = sync(ws)
+    assert recovered.mode == "full"
+    assert {r["label"] for r in _labels(ws) if r["media_id"] == media["v0.mp4"]} == {"run", "dog"}
     incremental = manifests.load(ws, "labels")
     full = sync(ws, full=True)
     assert full.mode == "full" and full.tasks_fetched == 4

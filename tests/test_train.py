@@ -54,9 +54,15 @@ def _train(ws, export, model, run_name, **kwargs):
     from dataprep.train.loop import TrainOptions, train_baseline
 
     lines: list[str] = []
-    options = TrainOptions(export=export, model=model, run_name=run_name,
-                           epochs=kwargs.pop("epochs", 1), batch_size=kwargs.pop("batch_size", 8),
-                           seed=kwargs.pop("seed", 0), **kwargs)
+    options = TrainOptions(
+        export=export,
+        model=model,
+        run_name=run_name,
+        epochs=kwargs.pop("epochs", 1),
+        batch_size=kwargs.pop("batch_size", 8),
+        seed=kwargs.pop("seed", 0),
+        **kwargs,
+    )
     result = train_baseline(ws, options, log=lines.append)
     return result, lines
 
@@ -83,8 +89,19 @@ def test_reference_cnn_has_79626_parameters_at_32x32x3_and_10_classes():
     assert model.count_params() == 79_626
     assert "79,626" in "\n".join(lines)
     kinds = [layer.__class__.__name__ for layer in model.layers]
-    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
-                     "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+    assert kinds == [
+        "Conv2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "Dense",
+    ]
 
 
 def test_cnn_lstm_masks_padding_and_its_encoder_sees_position():
@@ -107,8 +124,10 @@ def test_cnn_lstm_masks_padding_and_its_encoder_sees_position():
     np.testing.assert_allclose(model.predict(changed, verbose=0), base, atol=1e-6)
     names = [layer.name for layer in model.get_layer("frame_encoder").layer.layers]
     assert "keypoints" in names  # spatial soft-argmax: where each feature is
-    assert not any(isinstance(layer, keras.layers.GlobalAveragePooling2D)
-                   for layer in model.get_layer("frame_encoder").layer.layers)
+    assert not any(
+        isinstance(layer, keras.layers.GlobalAveragePooling2D)
+        for layer in model.get_layer("frame_encoder").layer.layers
+    )
 
 
 def test_unknown_model_and_wrong_rank_are_refused():
@@ -126,8 +145,15 @@ def test_unknown_model_and_wrong_rank_are_refused():
 def test_cnn_lstm_run_writes_every_output(gesture_ws, lstm_run):
     result, lines = lstm_run
     run_dir = result.run_dir
-    for name in ("model.keras", "checkpoints/best.keras", "history.csv", "metrics.json",
-                 "curves.png", "confusion.png", "config.json"):
+    for name in (
+        "model.keras",
+        "checkpoints/best.keras",
+        "history.csv",
+        "metrics.json",
+        "curves.png",
+        "confusion.png",
+        "config.json",
+    ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -158,8 +184,9 @@ def test_cnn_lstm_run_writes_every_output(gesture_ws, lstm_run):
     assert "--seed 0" in config["command"]
 
 
-def test_predict_gives_the_probabilities_evaluate_gives_for_the_same_clip(gesture_ws, lstm_run,
-                                                                          tmp_path):
+def test_predict_gives_the_probabilities_evaluate_gives_for_the_same_clip(
+    gesture_ws, lstm_run, tmp_path
+):
     from dataprep import manifests
     from dataprep.train.evaluate import load_run_model, predict_split, read_run_config
     from dataprep.train.predict import predict_paths
@@ -191,8 +218,9 @@ def test_predict_cuts_long_videos_into_the_exports_clips(gesture_ws, lstm_run, t
     frames += gesture_frames("up", rng, SPEC)[:5]  # 21 frames: clips at 0 and 8, 5 left over
     long_video = write_video(tmp_path / "long.mp4", frames=frames, fps=10.0)
     short_video = write_video(tmp_path / "short.mp4", frames=frames[:5], fps=10.0)
-    long_result, short_result = predict_paths(gesture_ws, lstm_run[0].run_dir,
-                                              [long_video, short_video])
+    long_result, short_result = predict_paths(
+        gesture_ws, lstm_run[0].run_dir, [long_video, short_video]
+    )
     assert [c["start_frame"] for c in long_result["clips"]] == [0, 8]
     clip_probs = np.array([list(c["probabilities"].values()) for c in long_result["clips"]])
     whole = np.array(list(long_result["probabilities"].values()))
@@ -227,8 +255,11 @@ def test_seeded_runs_on_cpu_repeat_exactly_and_config_reproduces_them(gesture_ws
     second = train_baseline(gesture_ws, options, log=lambda line: None)
     assert second.history[0]["loss"] == first.history[0]["loss"]
     assert second.history[0]["val_loss"] == first.history[0]["val_loss"]
-    for a, b in zip(load_run_model(first.run_dir).get_weights(),
-                    load_run_model(second.run_dir).get_weights(), strict=True):
+    for a, b in zip(
+        load_run_model(first.run_dir).get_weights(),
+        load_run_model(second.run_dir).get_weights(),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -268,14 +299,56 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     image = tmp_path / "frame.png"
     frame_path = manifests.load(gesture_ws, "frames")["path"].iloc[0]
     shutil.copy(gesture_ws.root / frame_path, image.with_suffix(".jpg"))
-    result = runner.invoke(app, [*ws, "predict", "cnn", str(image.with_suffix(".jpg")), "--json",
-                                 "--top-k", "1"])
+    result = runner.invoke(
+        app, [*ws, "predict", "cnn", str(image.with_suffix(".jpg")), "--json", "--top-k", "1"]
+    )
     assert result.exit_code == 0, result.output
     [item] = json.loads(result.output)
     assert item["unit"] == "frame" and len(item["top_k"]) == 1 and len(item["clips"]) == 1
 
-    result = runner.invoke(app, [*ws, "train-baseline", "--export", "frames", "--model",
-                                 "cnn-lstm"])
+    result = runner.invoke(
+        app,
+        [
+            *ws,
+            "train-baseline",
+            "--export",
+            "frames",
+            "--model",
+            "cnn",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.002",
+            "--image-size",
+            "24",
+            "--seed",
+            "1",
+            "--run-name",
+            "cli-cnn",
+            "--mixed-precision",
+            "off",
+            "--patience",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["run_id"] == "cli-cnn" and summary["files"]["curves"].endswith("curves.png")
+    config = json.loads((gesture_ws.runs_dir / "cli-cnn" / "config.json").read_text())
+    assert config["input_shape"] == [24, 24, 3]
+    assert {k: config["resolved"][k] for k in ("batch_size", "lr", "seed", "patience")} == {
+        "batch_size": 16,
+        "lr": 0.002,
+        "seed": 1,
+        "patience": 2,
+    }
+
+    result = runner.invoke(
+        app, [*ws, "train-baseline", "--export", "frames", "--model", "cnn-lstm"]
+    )
     assert result.exit_code == 2
     assert "export with --unit clip" in result.output
     result = runner.invoke(app, [*ws, "evaluate", "no-such-run"])
@@ -360,11 +433,18 @@ TORCH_SCRIPT = textwrap.dedent(
 def test_models_train_on_the_torch_backend_from_the_numpy_reader(gesture_ws):
     env = {**os.environ, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(
-        [sys.executable, "-c", TORCH_SCRIPT, str(gesture_ws.exports_dir / "frames"),
-         str(gesture_ws.exports_dir / "clips")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            TORCH_SCRIPT,
+            str(gesture_ws.exports_dir / "frames"),
+            str(gesture_ws.exports_dir / "clips"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "cnn-bn ok" in done.stdout and "cnn-lstm ok" in done.stdout
     assert "tensorflow imported: False" in done.stdout
-

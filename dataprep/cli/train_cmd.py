@@ -54,7 +54,9 @@ def train_baseline(
     ] = None,
     mixed_precision: Annotated[
         str | None,
-        typer.Option("--mixed-precision", help="auto (capable GPUs), on or off (default: [train]).")
+        typer.Option(
+            "--mixed-precision", help="auto (capable GPUs), on or off (default: [train])."
+        ),
     ] = None,
     xla: Annotated[bool, typer.Option("--xla", help="Compile the train step with XLA.")] = False,
     seed: Annotated[
@@ -93,12 +95,22 @@ def train_baseline(
         raise UsageError("--export is required (an export name or folder), or --from-config")
     else:
         options = TrainOptions(
-            export=export, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-            image_size=image_size, clip_len=clip_len, augment=augment,
-            mixed_precision=mixed_precision, xla=xla, seed=seed, run_name=run_name,
+            export=export,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            image_size=image_size,
+            clip_len=clip_len,
+            augment=augment,
+            mixed_precision=mixed_precision,
+            xla=xla,
+            seed=seed,
+            run_name=run_name,
             patience=patience,
         )
     ws = _workspace_or_none(workspace)
+
     def log(line: str) -> None:
         if not json_output:
             console().print(line, markup=False, highlight=False, soft_wrap=True)
@@ -109,8 +121,9 @@ def train_baseline(
         return
     console().print(f"test_accuracy {result.metrics['test_accuracy']:.4f}")
     for key in ("curves", "confusion", "model", "metrics"):
-        console().print(f"{key}: {result.files[key]}", markup=False, highlight=False,
-                        soft_wrap=True)
+        console().print(
+            f"{key}: {result.files[key]}", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @handle_errors
@@ -138,18 +151,26 @@ def _print_metrics(metrics: dict) -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"{metrics['split']} accuracy {metrics['accuracy']:.4f} on {metrics['examples']} "
-              f"examples, macro F1 {metrics['macro_f1']:.4f}")
+    out.print(
+        f"{metrics['split']} accuracy {metrics['accuracy']:.4f} on {metrics['examples']} "
+        f"examples, macro F1 {metrics['macro_f1']:.4f}"
+    )
     if "top_k" in metrics:
         out.print("top-k: " + ", ".join(f"top-{k} {v:.4f}" for k, v in metrics["top_k"].items()))
     if "media_vote" in metrics:
         vote = metrics["media_vote"]
-        out.print(f"per-media majority vote: accuracy {vote['accuracy']:.4f} "
-                  f"on {vote['media']} media")
+        out.print(
+            f"per-media majority vote: accuracy {vote['accuracy']:.4f} on {vote['media']} media"
+        )
     table = Table("class", "precision", "recall", "F1", "support")
     for name, row in metrics["per_class"].items():
-        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      str(row["support"]))
+        table.add_row(
+            name,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
     out.print(table)
     for key, path in metrics.get("files", {}).items():
         out.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
@@ -180,13 +201,21 @@ def predict(
     out = console()
     for item in results:
         top = ", ".join(f"{name} {p:.3f}" for name, p in item["top_k"])
-        out.print(f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}s)", markup=False,
-                  highlight=False, soft_wrap=True)
+        out.print(
+            f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}s)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         if len(item["clips"]) > 1:
             for clip in item["clips"]:
                 top = ", ".join(f"{name} {p:.3f}" for name, p in clip["top_k"])
-                out.print(f"  frames {clip['start_frame']}-{clip['end_frame']}: {top}",
-                          markup=False, highlight=False, soft_wrap=True)
+                out.print(
+                    f"  frames {clip['start_frame']}-{clip['end_frame']}: {top}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,11 +1,11 @@
 """A generated gesture set: a sprite moving left, right, up or down, where no frame tells the class.
 
-Every video shows one sprite (a filled square, disc or cross of random size and bright colour) on a
-random dark background with pixel noise (optionally with static distractor blobs). The sprite moves a constant 1..3
-pixels per frame in the class's direction and wraps around the frame edges, so its position in
-any one frame is uniform whatever the class: only the change of position between frames (motion)
-tells the class. A per-frame classifier is therefore at chance, and a model over the clip
-(``cnn-lstm``) can be near perfect.
+Every video shows one sprite (a filled square, disc or cross of random size and bright colour) on
+a random dark background with pixel noise (optionally static distractor blobs). The sprite moves
+a constant 1..3 pixels per frame in the class's direction and wraps around the frame edges, so
+its position in any one frame is uniform whatever the class: only the change of position between
+frames (motion) tells the class. A per-frame classifier is therefore at chance, and a model over
+the clip (``cnn-lstm``) can be near perfect.
 
 ``write_gesture_set(root)`` writes ``root/<class>/<class>_<i>.mp4`` (H.264), ready for
 ``dataprep ingest root --label-from-dir``.
@@ -52,8 +52,9 @@ def _sprite_mask(kind: str, side: int) -> np.ndarray:
     return np.ones((side, side), bool)
 
 
-def _paste_wrapped(frame: np.ndarray, mask: np.ndarray, colour: np.ndarray, top: int,
-                   left: int) -> None:
+def _paste_wrapped(
+    frame: np.ndarray, mask: np.ndarray, colour: np.ndarray, top: int, left: int
+) -> None:
     size_h, size_w = frame.shape[:2]
     ys = (top + np.arange(mask.shape[0])) % size_h
     xs = (left + np.arange(mask.shape[1])) % size_w
@@ -62,8 +63,9 @@ def _paste_wrapped(frame: np.ndarray, mask: np.ndarray, colour: np.ndarray, top:
     frame[np.ix_(ys, xs)] = region
 
 
-def gesture_frames(label: str, rng: np.random.Generator, spec: GestureSpec = GestureSpec()
-                   ) -> list[np.ndarray]:
+def gesture_frames(
+    label: str, rng: np.random.Generator, spec: GestureSpec = GestureSpec()
+) -> list[np.ndarray]:
     """The RGB uint8 frames of one gesture video of class ``label``.
 
     Raises:
@@ -128,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=GestureSpec.frames)
     parser.add_argument("--seed", type=int, default=GestureSpec.seed)
     args = parser.parse_args(argv)
-    spec = GestureSpec(per_class=args.per_class, size=args.size, frames=args.frames,
-                       seed=args.seed)
+    spec = GestureSpec(per_class=args.per_class, size=args.size, frames=args.frames, seed=args.seed)
     written = write_gesture_set(args.out, spec)
     print(f"wrote {sum(len(v) for v in written.values())} videos to {args.out}")
 

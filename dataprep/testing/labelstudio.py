@@ -329,7 +329,12 @@ def ensure_venv(
     if exe.exists() and (marker.exists() or os.environ.get(ENV_VENV)):
         return exe
     if venv.exists():
-        shutil.rmtree(venv)
+        if os.environ.get(ENV_VENV) or not (venv / "pyvenv.cfg").exists():
+            raise RuntimeError(
+                f"{venv} exists but has no label-studio; install it there "
+                f"(pip install '{requirement}') or remove the folder"
+            )
+        shutil.rmtree(venv)  # our own half-built environment
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     subprocess.run(

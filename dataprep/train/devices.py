@@ -30,8 +30,9 @@ class DeviceSetup:
     strategy_object: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__
-                if key != "strategy_object"}
+        return {
+            key: getattr(self, key) for key in self.__dataclass_fields__ if key != "strategy_object"
+        }
 
     def describe(self) -> str:
         """One line for the console: ``training on 1 x CPU (policy float32, ...)``."""
@@ -50,8 +51,9 @@ def _gpu_supports_float16(details: dict) -> bool:
     return bool(capability) and tuple(capability) >= (7, 0)
 
 
-def setup_devices(*, mixed_precision: str = "auto", xla: bool = False,
-                  seed: int | None = None) -> DeviceSetup:
+def setup_devices(
+    *, mixed_precision: str = "auto", xla: bool = False, seed: int | None = None
+) -> DeviceSetup:
     """Seeds, picks the distribution strategy and sets Keras' global dtype policy.
 
     - Every GPU TensorFlow sees is used: ``MirroredStrategy`` when there are several (the caller
@@ -139,22 +141,31 @@ def backend_devices() -> dict[str, Any]:
         import torch
 
         if torch.cuda.is_available():
-            info.update(gpu=True, device="cuda:0", name=torch.cuda.get_device_name(0),
-                        count=torch.cuda.device_count(),
-                        capability=list(torch.cuda.get_device_capability(0)))
+            info.update(
+                gpu=True,
+                device="cuda:0",
+                name=torch.cuda.get_device_name(0),
+                count=torch.cuda.device_count(),
+                capability=list(torch.cuda.get_device_capability(0)),
+            )
     elif backend == "jax":
         import jax
 
         devices = jax.devices()
         if devices and devices[0].platform == "gpu":
-            info.update(gpu=True, device=str(devices[0]), name=devices[0].device_kind,
-                        count=len(devices))
+            info.update(
+                gpu=True, device=str(devices[0]), name=devices[0].device_kind, count=len(devices)
+            )
     else:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
-            info.update(gpu=True, device=gpus[0].name, name=details.get("device_name", "GPU"),
-                        count=len(gpus))
+            info.update(
+                gpu=True,
+                device=gpus[0].name,
+                name=details.get("device_name", "GPU"),
+                count=len(gpus),
+            )
     return info

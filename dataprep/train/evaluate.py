@@ -56,12 +56,14 @@ def load_run_model(run_dir: Path):
 
     from dataprep.train.models import custom_objects
 
-    return keras.models.load_model(Path(run_dir) / "model.keras", custom_objects=custom_objects(),
-                                   compile=False)
+    return keras.models.load_model(
+        Path(run_dir) / "model.keras", custom_objects=custom_objects(), compile=False
+    )
 
 
-def predict_split(model, config: dict[str, Any], split: str,
-                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def predict_split(
+    model, config: dict[str, Any], split: str, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Runs the model over a split in export order.
 
     Returns:
@@ -94,15 +96,23 @@ def split_meta(export_dir: Path, split: str) -> list[dict[str, Any]]:
     from dataprep.data import iter_examples
 
     return [
-        {"media_id": ex.get("media_id"),
-         "start_frame": ex.get("start_frame", ex.get("frame_index")),
-         "copy_index": ex.get("copy_index", 0)}
+        {
+            "media_id": ex.get("media_id"),
+            "start_frame": ex.get("start_frame", ex.get("frame_index")),
+            "copy_index": ex.get("copy_index", 0),
+        }
         for ex in iter_examples(export_dir, split)
     ]
 
 
-def evaluate_model(model, run_dir: Path, config: dict[str, Any], split: str, *,
-                   training: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model,
+    run_dir: Path,
+    config: dict[str, Any],
+    split: str,
+    *,
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Computes a split's metrics with ``model`` and writes them with the confusion plot.
 
     The test split goes to ``metrics.json`` and ``confusion.png``; other splits to
@@ -119,14 +129,17 @@ def evaluate_model(model, run_dir: Path, config: dict[str, Any], split: str, *,
     if meta and len(meta) == len(labels):
         groups = [row["media_id"] for row in meta]
         if len(set(groups)) < len(groups):
-            metrics["media_vote"] = reports.majority_vote(labels, probabilities, groups,
-                                                          len(class_names))
+            metrics["media_vote"] = reports.majority_vote(
+                labels, probabilities, groups, len(class_names)
+            )
     if training is not None:
         metrics["training"] = training
     suffix = "" if split == "test" else f"-{split}"
     reports.write_json(Path(run_dir) / f"metrics{suffix}.json", metrics)
     reports.plot_confusion(
-        Path(run_dir) / f"confusion{suffix}.png", metrics["confusion_matrix"], class_names,
+        Path(run_dir) / f"confusion{suffix}.png",
+        metrics["confusion_matrix"],
+        class_names,
         title=f"{config['resolved']['model']} on {split}: accuracy {metrics['accuracy']:.3f}",
     )
     return metrics

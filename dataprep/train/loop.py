@@ -205,8 +205,9 @@ def new_run_dir(workspace, run_name: str | None, model: str, runs_dir: Path | No
     return run_dir
 
 
-def make_dataset(export_dir: Path, split: str, settings: dict[str, Any], *, training: bool,
-                 batch_size: int):
+def make_dataset(
+    export_dir: Path, split: str, settings: dict[str, Any], *, training: bool, batch_size: int
+):
     """The tf.data pipeline of one split for this run's settings (see :func:`dataprep.data.load`).
 
     Training batches are shuffled (seeded) and augmented with ``--augment``; evaluation batches
@@ -227,7 +228,7 @@ def make_dataset(export_dir: Path, split: str, settings: dict[str, Any], *, trai
         repeat=False,
         image_size=settings.get("image_size"),
         seed=seed,
-        deterministic=seed is not None or not training,
+        deterministic=settings.get("deterministic_data", seed is not None) or not training,
         cycle_length=None if training else 1,
     )
     clip_len = settings.get("clip_len")
@@ -239,8 +240,9 @@ def make_dataset(export_dir: Path, split: str, settings: dict[str, Any], *, trai
 class EpochReporter:
     """Keras callback factory: prints one line per epoch and records throughput."""
 
-    def __new__(cls, log: Callable[[str], None], examples: int, frames_per_example: int,
-                epochs: int):
+    def __new__(
+        cls, log: Callable[[str], None], examples: int, frames_per_example: int, epochs: int
+    ):
         import keras
 
         class _Reporter(keras.callbacks.Callback):
@@ -262,13 +264,17 @@ class EpochReporter:
                 train_s = (self._train_end or now) - self._start
                 seconds = now - self._start
                 images_per_s = examples * frames_per_example / train_s if train_s else 0.0
-                row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-                       "seconds": seconds, "train_seconds": train_s,
-                       "images_per_s": images_per_s}
+                row = {
+                    "epoch": epoch + 1,
+                    **{k: float(v) for k, v in logs.items()},
+                    "seconds": seconds,
+                    "train_seconds": train_s,
+                    "images_per_s": images_per_s,
+                }
                 if frames_per_example > 1:
                     row["clips_per_s"] = examples / train_s if train_s else 0.0
                 self.rows.append(row)
-                clips = (f" {row['clips_per_s']:.1f} clips/s" if frames_per_example > 1 else "")
+                clips = f" {row['clips_per_s']:.1f} clips/s" if frames_per_example > 1 else ""
                 log(
                     f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f} "
                     f"accuracy {logs.get('accuracy', float('nan')):.4f} "
@@ -311,13 +317,25 @@ def train_baseline(
     info = read_dataset_info(export_dir)
     settings = resolve_options(options, workspace, info)
     _check_backend("train-baseline")
-    setup = setup_devices(mixed_precision=settings["mixed_precision"], xla=settings["xla"],
-                          seed=settings["seed"])
+    setup = setup_devices(
+        mixed_precision=settings["mixed_precision"], xla=settings["xla"], seed=settings["seed"]
+    )
     log(setup.describe())
     run_dir = new_run_dir(workspace, options.run_name, settings["model"], runs_dir)
     try:
-        return _train(workspace, options, settings, info, export_dir, run_dir, setup, log,
-                      started, evaluate, reports)
+        return _train(
+            workspace,
+            options,
+            settings,
+            info,
+            export_dir,
+            run_dir,
+            setup,
+            log,
+            started,
+            evaluate,
+            reports,
+        )
     except BaseException:
         _remove_if_unstarted(run_dir)
         raise
@@ -338,8 +356,9 @@ def _remove_if_unstarted(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, started,
-           evaluate, reports) -> TrainResult:
+def _train(
+    workspace, options, settings, info, export_dir, run_dir, setup, log, started, evaluate, reports
+) -> TrainResult:
     import keras
 
     model_name = settings["model"]
@@ -353,6 +372,9 @@ def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, 
     steps = math.ceil(train_examples / global_batch)
     top_k = 5 if num_classes > 5 else None
 
+    # Deterministic element order costs input throughput; only worth it where the run is
+    # bit-for-bit repeatable anyway (seeded, CPU op determinism on).
+    settings["deterministic_data"] = setup.deterministic
     config = {
         "run_id": run_dir.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -384,8 +406,15 @@ def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, 
 
     with setup.strategy_object.scope():
         model = build_model(model_name, input_shape=input_shape, num_classes=num_classes)
-        compile_model(model, model_name, lr=settings["lr"], steps_per_epoch=steps,
-                      epochs=settings["epochs"], jit_compile=settings["xla"], top_k=top_k)
+        compile_model(
+            model,
+            model_name,
+            lr=settings["lr"],
+            steps_per_epoch=steps,
+            epochs=settings["epochs"],
+            jit_compile=settings["xla"],
+            top_k=top_k,
+        )
     model.summary(print_fn=lambda line, *args, **kwargs: log(line), expand_nested=False)
 
     train_ds = make_dataset(export_dir, "train", settings, training=True, batch_size=global_batch)
@@ -400,27 +429,37 @@ def _train(workspace, options, settings, info, export_dir, run_dir, setup, log, 
         reporter,
         stopper,
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / RUN_FILES["tensorboard"]),
-                                    write_graph=False, profile_batch=0),
+        keras.callbacks.TensorBoard(
+            log_dir=str(run_dir / RUN_FILES["tensorboard"]), write_graph=False, profile_batch=0
+        ),
     ]
     with warnings.catch_warnings():
         # A finite tf.data epoch is how we train; Keras' notes about it are noise here.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-        model.fit(train_ds, validation_data=val_ds, epochs=settings["epochs"],
-                  callbacks=callbacks, verbose=0)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=settings["epochs"],
+            callbacks=callbacks,
+            verbose=0,
+        )
     history = reporter.rows
     val_losses = [row.get("val_loss", math.inf) for row in history]
     best_epoch = int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1
     model.save(run_dir / RUN_FILES["model"])
     reports.write_history_csv(run_dir / RUN_FILES["history"], history)
-    reports.plot_curves(run_dir / RUN_FILES["curves"], history,
-                        title=f"{model_name} on {info.get('name')} ({run_dir.name})")
+    reports.plot_curves(
+        run_dir / RUN_FILES["curves"],
+        history,
+        title=f"{model_name} on {info.get('name')} ({run_dir.name})",
+    )
 
     timed = history[1:] or history  # the first epoch includes tracing/compilation
     images_per_s = sum(r["images_per_s"] for r in timed) / len(timed)
-    clips_per_s = (sum(r["clips_per_s"] for r in timed) / len(timed)
-                   if frames_per_example > 1 else None)
+    clips_per_s = (
+        sum(r["clips_per_s"] for r in timed) / len(timed) if frames_per_example > 1 else None
+    )
     training = {
         "epochs_run": len(history),
         "best_epoch": best_epoch,
@@ -511,17 +550,34 @@ def _versions() -> dict[str, str]:
 
     from dataprep import __version__
 
-    return {"dataprep": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-            "backend": keras.backend.backend()}
+    return {
+        "dataprep": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "backend": keras.backend.backend(),
+    }
 
 
 def _command_line(options: TrainOptions, settings: dict[str, Any]) -> str:
     """The command that repeats this run (every option spelled out, seed included)."""
-    parts = ["dataprep", "train-baseline", "--export", options.export,
-             "--model", settings["model"], "--epochs", str(settings["epochs"]),
-             "--batch-size", str(settings["batch_size"]), "--lr", repr(settings["lr"]),
-             "--mixed-precision", settings["mixed_precision"],
-             "--patience", str(settings["patience"])]
+    parts = [
+        "dataprep",
+        "train-baseline",
+        "--export",
+        options.export,
+        "--model",
+        settings["model"],
+        "--epochs",
+        str(settings["epochs"]),
+        "--batch-size",
+        str(settings["batch_size"]),
+        "--lr",
+        repr(settings["lr"]),
+        "--mixed-precision",
+        settings["mixed_precision"],
+        "--patience",
+        str(settings["patience"]),
+    ]
     if settings["image_size"]:
         parts += ["--image-size", str(settings["image_size"])]
     if settings["clip_len"]:

@@ -68,8 +68,9 @@ def _custom_layers() -> dict[str, Any]:
             height, width, channels = maps.shape[1], maps.shape[2], maps.shape[3]
             flat = ops.reshape(ops.transpose(maps, (0, 3, 1, 2)), (-1, channels, height * width))
             weights = ops.softmax(ops.cast(flat, "float32"), axis=-1)
-            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, height), ops.linspace(-1.0, 1.0, width),
-                                  indexing="ij")
+            ys, xs = ops.meshgrid(
+                ops.linspace(-1.0, 1.0, height), ops.linspace(-1.0, 1.0, width), indexing="ij"
+            )
             expected_x = ops.sum(weights * ops.reshape(xs, (1, 1, -1)), axis=-1)
             expected_y = ops.sum(weights * ops.reshape(ys, (1, 1, -1)), axis=-1)
             return ops.cast(ops.concatenate([expected_x, expected_y], axis=-1), self.compute_dtype)
@@ -90,8 +91,11 @@ def _custom_layers() -> dict[str, Any]:
         def compute_output_shape(self, input_shape):
             return (*input_shape[:2], 2 * input_shape[2])
 
-    return {"PaddedFrameMask": PaddedFrameMask, "SpatialSoftArgmax": SpatialSoftArgmax,
-            "TemporalDeltas": TemporalDeltas}
+    return {
+        "PaddedFrameMask": PaddedFrameMask,
+        "SpatialSoftArgmax": SpatialSoftArgmax,
+        "TemporalDeltas": TemporalDeltas,
+    }
 
 
 def custom_objects() -> dict[str, Any]:
@@ -135,10 +139,12 @@ def build_model(
     if name == "cnn":
         return _reference_cnn(tuple(input_shape), num_classes)
     if name == "cnn-bn":
-        return _cnn_bn(tuple(input_shape), num_classes, augment_in_model,
-                       0.3 if dropout is None else dropout)
-    return _cnn_lstm(tuple(input_shape), num_classes, 0.1 if dropout is None else dropout,
-                     lstm_units)
+        return _cnn_bn(
+            tuple(input_shape), num_classes, augment_in_model, 0.3 if dropout is None else dropout
+        )
+    return _cnn_lstm(
+        tuple(input_shape), num_classes, 0.1 if dropout is None else dropout, lstm_units
+    )
 
 
 def _reference_cnn(input_shape, num_classes):
@@ -172,8 +178,7 @@ def _conv_bn(x, filters, name):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk",
-             head: str = "flatten"):
+def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", head: str = "flatten"):
     """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a vector that keeps position.
 
     Conv 32, Conv 32, MaxPool, Conv 32, MaxPool, Conv 64, Conv 64 (``same`` padding, batch norm,

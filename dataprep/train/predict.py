@@ -50,8 +50,10 @@ def sample_frames(path: Path, frames_config: dict[str, Any]) -> list[tuple[int, 
         resize=frames_config.get("resize", "shorter"),
     )
     out = [
-        (frame.frame_index, encode_rgb(frame.image, frames_config["format"],
-                                       frames_config["quality"]))
+        (
+            frame.frame_index,
+            encode_rgb(frame.image, frames_config["format"], frames_config["quality"]),
+        )
         for frame in decoded
     ]
     if not out:
@@ -64,8 +66,10 @@ def clip_windows(frames: list, clip_len: int, clip_stride: int) -> list[tuple[li
     gives one clip padded with its last frame. Returns ``[(frames, real_length)]``."""
     if len(frames) < clip_len:
         return [(frames + [frames[-1]] * (clip_len - len(frames)), len(frames))]
-    return [(frames[start : start + clip_len], clip_len)
-            for start in range(0, len(frames) - clip_len + 1, clip_stride)]
+    return [
+        (frames[start : start + clip_len], clip_len)
+        for start in range(0, len(frames) - clip_len + 1, clip_stride)
+    ]
 
 
 def _records(unit: str, frames: list[tuple[int, bytes]], info: dict[str, Any]) -> list[dict]:
@@ -77,22 +81,44 @@ def _records(unit: str, frames: list[tuple[int, bytes]], info: dict[str, Any]) -
     rows = []
     if unit == "frame":
         for frame_index, data in frames:
-            record = encode_example({"image": data, "height": height, "width": width,
-                                     "channels": channels, "label": 0, "label_name": "",
-                                     "media_id": "", "frame_index": frame_index,
-                                     "copy_index": 0, "timestamp_s": 0.0})
+            record = encode_example(
+                {
+                    "image": data,
+                    "height": height,
+                    "width": width,
+                    "channels": channels,
+                    "label": 0,
+                    "label_name": "",
+                    "media_id": "",
+                    "frame_index": frame_index,
+                    "copy_index": 0,
+                    "timestamp_s": 0.0,
+                }
+            )
             rows.append({"start_frame": frame_index, "end_frame": frame_index, "record": record})
         return rows
     clip = info["clip"]
     for window, length in clip_windows(frames, int(clip["length"]), int(clip["stride"])):
-        context = {"label": 0, "label_name": "", "media_id": "", "copy_index": 0,
-                   "start_frame": window[0][0], "end_frame": window[length - 1][0], "fps": 0.0,
-                   "length": length, "height": height, "width": width, "channels": channels}
+        context = {
+            "label": 0,
+            "label_name": "",
+            "media_id": "",
+            "copy_index": 0,
+            "start_frame": window[0][0],
+            "end_frame": window[length - 1][0],
+            "fps": 0.0,
+            "length": length,
+            "height": height,
+            "width": width,
+            "channels": channels,
+        }
         record = encode_sequence_example(
-            context, {"frames": [data for _, data in window],
-                      "frame_index": [index for index, _ in window]})
-        rows.append({"start_frame": window[0][0], "end_frame": window[length - 1][0],
-                     "record": record})
+            context,
+            {"frames": [data for _, data in window], "frame_index": [index for index, _ in window]},
+        )
+        rows.append(
+            {"start_frame": window[0][0], "end_frame": window[length - 1][0], "record": record}
+        )
     return rows
 
 
@@ -103,8 +129,9 @@ def _write_temp_export(folder: Path, info: dict[str, Any], records: list[bytes])
     (folder / shard).write_bytes(b"".join(frame_record(r) for r in records))
     temp_info = copy.deepcopy(info)
     temp_info["compression"] = "none"
-    temp_info["splits"] = {PREDICT_SPLIT: {"examples": len(records), "shards": [shard],
-                                           "by_class": {}}}
+    temp_info["splits"] = {
+        PREDICT_SPLIT: {"examples": len(records), "shards": [shard], "by_class": {}}
+    }
     (folder / "dataset_info.json").write_text(json.dumps(temp_info), encoding="utf-8")
 
 
@@ -113,8 +140,9 @@ def _top(probabilities: np.ndarray, class_names: list[str], k: int) -> list[tupl
     return [(class_names[i], float(probabilities[i])) for i in order]
 
 
-def predict_paths(workspace, run: str | Path, paths: list[Path], *, top_k: int = 3,
-                  batch_size: int | None = None) -> list[dict[str, Any]]:
+def predict_paths(
+    workspace, run: str | Path, paths: list[Path], *, top_k: int = 3, batch_size: int | None = None
+) -> list[dict[str, Any]]:
     """Classifies each file with a run's model.
 
     Returns:
@@ -135,13 +163,16 @@ def predict_paths(workspace, run: str | Path, paths: list[Path], *, top_k: int =
     config = read_run_config(run_dir)
     frames_config = config.get("frames")
     if not frames_config:
-        raise UsageError(f"{run_dir}/config.json has no frame settings; train the run again "
-                         f"inside its workspace")
+        raise UsageError(
+            f"{run_dir}/config.json has no frame settings; train the run again inside its workspace"
+        )
     export_dir = Path(config["export"]["dir"])
     info_path = export_dir / "dataset_info.json"
     if not info_path.is_file():
-        raise UsageError(f"the run's export {export_dir} is gone (no dataset_info.json); "
-                         f"export it again to predict (normalization stats come from it)")
+        raise UsageError(
+            f"the run's export {export_dir} is gone (no dataset_info.json); "
+            f"export it again to predict (normalization stats come from it)"
+        )
     info = json.loads(info_path.read_text(encoding="utf-8"))
     settings = dict(config["resolved"])
     class_names = list(config["export"]["class_names"])
@@ -155,26 +186,38 @@ def predict_paths(workspace, run: str | Path, paths: list[Path], *, top_k: int =
         rows = _records(settings["unit"], frames, info)
         with tempfile.TemporaryDirectory(prefix="dataprep-predict-") as tmp:
             _write_temp_export(Path(tmp), info, [row["record"] for row in rows])
-            dataset = make_dataset(Path(tmp), PREDICT_SPLIT, settings, training=False,
-                                   batch_size=batch_size or settings["batch_size"])
+            dataset = make_dataset(
+                Path(tmp),
+                PREDICT_SPLIT,
+                settings,
+                training=False,
+                batch_size=batch_size or settings["batch_size"],
+            )
             probabilities = np.concatenate(
-                [np.asarray(model(images, training=False), np.float32) for images, _ in dataset])
+                [np.asarray(model(images, training=False), np.float32) for images, _ in dataset]
+            )
         mean = probabilities.mean(axis=0)
-        results.append({
-            "path": str(path),
-            "unit": settings["unit"],
-            "frames": len(frames),
-            "prediction": class_names[int(np.argmax(mean))],
-            "probabilities": {name: float(p) for name, p in zip(class_names, mean, strict=True)},
-            "top_k": _top(mean, class_names, top_k),
-            "clips": [
-                {
-                    "start_frame": int(row["start_frame"]),
-                    "end_frame": int(row["end_frame"]),
-                    "probabilities": {n: float(p) for n, p in zip(class_names, probs, strict=True)},
-                    "top_k": _top(probs, class_names, top_k),
-                }
-                for row, probs in zip(rows, probabilities, strict=True)
-            ],
-        })
+        results.append(
+            {
+                "path": str(path),
+                "unit": settings["unit"],
+                "frames": len(frames),
+                "prediction": class_names[int(np.argmax(mean))],
+                "probabilities": {
+                    name: float(p) for name, p in zip(class_names, mean, strict=True)
+                },
+                "top_k": _top(mean, class_names, top_k),
+                "clips": [
+                    {
+                        "start_frame": int(row["start_frame"]),
+                        "end_frame": int(row["end_frame"]),
+                        "probabilities": {
+                            n: float(p) for n, p in zip(class_names, probs, strict=True)
+                        },
+                        "top_k": _top(probs, class_names, top_k),
+                    }
+                    for row, probs in zip(rows, probabilities, strict=True)
+                ],
+            }
+        )
     return results

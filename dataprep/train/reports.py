@@ -79,8 +79,9 @@ def compute_metrics(
     return metrics
 
 
-def majority_vote(labels: Sequence[int], probabilities: np.ndarray, groups: Sequence[str],
-                  num_classes: int) -> dict[str, Any]:
+def majority_vote(
+    labels: Sequence[int], probabilities: np.ndarray, groups: Sequence[str], num_classes: int
+) -> dict[str, Any]:
     """Media-level accuracy: each media item's prediction is the majority of its examples' votes.
 
     Ties go to the class with the larger summed probability. Returns ``{"media": n,
@@ -160,8 +161,9 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]], title: str = ""
     plt.close(fig)
 
 
-def plot_confusion(path: Path, matrix: Sequence[Sequence[int]], class_names: Sequence[str],
-                   title: str = "") -> None:
+def plot_confusion(
+    path: Path, matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str = ""
+) -> None:
     """The confusion matrix (rows true, columns predicted) with counts in the cells, as a PNG."""
     plt = _figure()
     matrix = np.asarray(matrix)
@@ -176,8 +178,15 @@ def plot_confusion(path: Path, matrix: Sequence[Sequence[int]], class_names: Seq
     axis.set_ylabel("true")
     limit = matrix.max() / 2 if matrix.size else 0
     for (row, col), value in np.ndenumerate(matrix):
-        axis.text(col, row, str(value), ha="center", va="center",
-                  color="white" if value > limit else "black", fontsize=8)
+        axis.text(
+            col,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > limit else "black",
+            fontsize=8,
+        )
     axis.set_title(title or "confusion matrix")
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:

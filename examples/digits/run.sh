@@ -20,7 +20,10 @@ dataprep --quiet ingest ../raw --label-from-dir
 dataprep --quiet frames --size 32 --format png
 
 # 3. Split (stratified, seeded), stats over the train images, a TFRecord export of frames.
-dataprep split --ratios 0.7,0.15,0.15 --seed 0
+#    40% test (about 720 images): with the usual 15% (270 images) both models score 99-100%
+#    and one image is 0.4 points, so the comparison has no resolution; half the data for
+#    training also shows which model generalizes from less.
+dataprep split --ratios 0.5,0.1,0.4 --seed 0
 dataprep --quiet stats
 dataprep --quiet export --unit frame --name digits
 
