@@ -58,7 +58,14 @@ def summarize(workspace: Workspace) -> dict[str, Any]:
         "labels": _summarize_labels(workspace),
         "splits": _summarize_splits(workspace),
         "exports": _summarize_exports(workspace),
+        "runs": _summarize_runs(workspace),
     }
+
+
+def _summarize_runs(workspace: Workspace) -> list[dict[str, Any]] | None:
+    from dataprep.train.evaluate import summarize_runs
+
+    return summarize_runs(workspace)
 
 
 def _summarize_splits(workspace: Workspace) -> dict[str, Any] | None:

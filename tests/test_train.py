@@ -241,6 +241,11 @@ def test_frame_model_run_reports_majority_vote_and_evaluates_other_splits(gestur
     assert (result.run_dir / "metrics-val.json").is_file()
     assert (result.run_dir / "confusion-val.png").is_file()
     assert val["split"] == "val" and "val_accuracy" in val
+    from dataprep.info import summarize
+
+    runs = {row["run_id"]: row for row in summarize(gesture_ws)["runs"]}
+    assert runs["cnn"]["state"] == "finished" and runs["cnn"]["model"] == "cnn"
+    assert runs["cnn"]["test_accuracy"] == result.metrics["test_accuracy"]
     again = evaluate_run(gesture_ws, result.run_dir, split="test")
     assert again["test_accuracy"] == result.metrics["test_accuracy"]
     assert again["training"]["epochs_run"] == 1  # kept from training
@@ -274,6 +279,7 @@ def test_options_that_do_not_fit_the_export_are_refused(gesture_ws):
         (TrainOptions(export="nope", model="cnn"), "no complete export"),
         (TrainOptions(export="frames", model="cnn", mixed_precision="fast"), "auto, on or off"),
         (TrainOptions(export="frames", model="cnn", run_name="bad/name"), "--run-name"),
+        (TrainOptions(export="frames", model="cnn", image_size=24), "at least 32x32"),
     ]
     for options, message in cases:
         with pytest.raises(UsageError, match=message):
@@ -322,7 +328,7 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
             "--lr",
             "0.002",
             "--image-size",
-            "24",
+            "40",
             "--seed",
             "1",
             "--run-name",
@@ -338,7 +344,7 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     summary = json.loads(result.output)
     assert summary["run_id"] == "cli-cnn" and summary["files"]["curves"].endswith("curves.png")
     config = json.loads((gesture_ws.runs_dir / "cli-cnn" / "config.json").read_text())
-    assert config["input_shape"] == [24, 24, 3]
+    assert config["input_shape"] == [40, 40, 3]
     assert {k: config["resolved"][k] for k in ("batch_size", "lr", "seed", "patience")} == {
         "batch_size": 16,
         "lr": 0.002,

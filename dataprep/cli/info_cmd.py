@@ -80,6 +80,21 @@ def _print(summary: dict) -> None:
             table.add_row(row["media_id"], row["path"], row["error"])
         out.print(table)
     _print_frames(summary.get("frames"))
+    _print_runs(summary.get("runs"))
+
+
+def _print_runs(runs: list[dict] | None) -> None:
+    from rich.table import Table
+
+    if not runs:
+        return
+    table = Table("run", "model", "export", "test accuracy", "state", title="runs",
+                  title_justify="left")
+    for run in runs:
+        accuracy = run.get("test_accuracy")
+        table.add_row(run["run_id"], run.get("model", ""), run.get("export", ""),
+                      "" if accuracy is None else f"{accuracy:.4f}", run.get("state", ""))
+    console().print(table)
 
 
 def _print_frames(frames: dict | None) -> None:

@@ -179,3 +179,34 @@ def _previous_training(run_dir: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8")).get("training")
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def summarize_runs(workspace) -> list[dict[str, Any]] | None:
+    """One row per run folder (for ``dataprep info``): id, model, export, test accuracy, state.
+
+    Reads only ``config.json`` and ``metrics.json`` (no TensorFlow). None when there is no run.
+    """
+    folders = sorted(p for p in workspace.runs_dir.glob("*") if (p / "config.json").is_file())
+    if not folders:
+        return None
+    rows = []
+    for folder in folders:
+        row: dict[str, Any] = {"run_id": folder.name, "path": str(folder)}
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            row["model"] = config["resolved"]["model"]
+            row["export"] = config["export"]["name"]
+            row["created_at"] = config.get("created_at")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            row["state"] = "damaged config.json"
+            rows.append(row)
+            continue
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            row["test_accuracy"] = metrics.get("test_accuracy")
+            row["epochs_run"] = (metrics.get("training") or {}).get("epochs_run")
+            row["state"] = "finished"
+        except (OSError, json.JSONDecodeError):
+            row["state"] = "unfinished"
+        rows.append(row)
+    return rows

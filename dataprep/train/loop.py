@@ -33,6 +33,7 @@ RUN_FILES = {
     "tensorboard": "tensorboard",
     "config": "config.json",
 }
+CNN_MIN_SIDE = 32  # the reference cnn's valid convolutions and 3 poolings need 32 px
 _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -151,6 +152,14 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> d
     image_size = pick(options.image_size, "image_size", 0) or None
     if image_size is not None and image_size < 8:
         raise UsageError(f"--image-size {image_size} is too small; use 8 or more")
+    height = int(image_size or image.get("height") or 0)
+    width = int(image_size or image.get("width") or 0)
+    if model == "cnn" and min(height, width) < CNN_MIN_SIDE:
+        raise UsageError(
+            f"the reference cnn needs frames of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (valid "
+            f"padding), the export's are {width}x{height}; pass --image-size {CNN_MIN_SIDE} or "
+            f"more, or use --model cnn-bn"
+        )
     for split in ("train", "val", "test"):
         if _split_examples(info, split) == 0:
             raise UsageError(
@@ -313,6 +322,10 @@ def train_baseline(
     from dataprep.train.devices import reset_policy, setup_devices
 
     started = time.perf_counter()
+    if workspace is None and runs_dir is None:
+        raise UsageError(
+            "train-baseline writes runs/<run_id>/ inside a workspace; run it in one or pass -w DIR"
+        )
     export_dir = resolve_export(workspace, options.export)
     info = read_dataset_info(export_dir)
     settings = resolve_options(options, workspace, info)
@@ -594,13 +607,19 @@ def _command_line(options: TrainOptions, settings: dict[str, Any]) -> str:
 def options_from_config(path: Path, run_name: str | None = None) -> TrainOptions:
     """The options of an earlier run, read from its ``config.json`` (to repeat it).
 
+    The values the run actually used (``resolved``) win over the options as given, so a change of
+    ``[train]`` in dataprep.toml since then does not change the repeat. The export is the one the
+    run read (its folder).
+
     Raises:
         UsageError: when the file is not a run's config.
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         saved = dict(data["options"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        saved.update({k: v for k, v in data["resolved"].items() if k in saved})
+        saved["export"] = data["export"]["dir"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: not a run's config.json ({exc})") from None
     saved["run_name"] = run_name
     known = {f for f in TrainOptions.__dataclass_fields__}
