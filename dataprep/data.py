@@ -10,15 +10,24 @@ scaled to [0, 1] and standardized with the export's stats (``(x - mean) / std``,
 export has no stats they are only scaled to [0, 1] (a warning says so). With ``normalize=False``
 images are float32 in [0, 255], for models with their own rescaling layer.
 
+Clips: the export pads a clip of a media shorter than the clip length by repeating its last
+frame and stores the real frame count in the context feature ``length``. Both loaders set every
+frame at a position ``>= length`` to exactly zero, last (after augmentation and normalization),
+so a padded frame is all zeros in both, and a model masks the time steps whose frame is all
+zeros (``PaddedFrameMask`` of the ``cnn-lstm``). A real frame after normalization is never
+exactly all-zero (every pixel would have to equal the export's mean).
+
 Before reading, every shard's record framing is checked (cheap: one 12-byte read per record), so
 a truncated or damaged shard raises :class:`~dataprep.tfrecord_reader.CorruptShardError` naming
 the file and the record, instead of a ``DataLossError`` deep inside TensorFlow. ``verify="full"``
 also checks each record's data checksum up front (reads the export once); ``iter_numpy`` always
-checks both while reading.
+checks both while reading. Damage found by TensorFlow while a ``load`` dataset is iterated
+(``DataLossError``) is turned into the same error by :func:`naming_corrupt_shards`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -125,6 +134,81 @@ def verify_export(
                 f"{INFO_NAME} says {expected}; re-run `dataprep export --overwrite`"
             )
     return counts
+
+
+def find_corrupt_record(export_dir: Path | str, split: str) -> None:
+    """Looks for the damaged record of a split; raises when it finds one, else returns.
+
+    Checks every record's framing and data checksums (:func:`verify_export` with ``full``),
+    then that every record parses and every image in it decodes. Reads (and decodes) the whole
+    split: meant for after a failure, to name its cause.
+
+    Raises:
+        CorruptShardError: naming the first damaged file and record.
+    """
+    verify_export(export_dir, split, full=True)
+    info = read_info(export_dir)
+    channels = int(info["image"].get("channels") or 3)
+    for path in shard_paths(export_dir, split, info):
+        for index, data in enumerate(iter_records(path)):
+            features = _decode_record(data, info["unit"], path, index)
+            images = features["frames"] if info["unit"] == "clip" else [features["image"]]
+            for image in images:
+                try:
+                    decode_image(image, channels)
+                except ValueError:
+                    raise CorruptShardError(
+                        f"{path.name}: record {index}: an image does not decode; the shard "
+                        f"{path} is damaged, re-run `dataprep export --overwrite`"
+                    ) from None
+
+
+_DECODE_WORDS = ("decode", "jpeg", "png", "image", "parse", "corrupt", "truncated")
+
+
+def _is_damage_error(exc: BaseException) -> bool:
+    """True for TensorFlow's errors about unreadable records (checksums, decompression,
+    protobuf parsing, image decoding)."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    if isinstance(exc, tf.errors.DataLossError):
+        return True
+    if isinstance(exc, tf.errors.InvalidArgumentError):
+        message = str(exc).lower()
+        return any(word in message for word in _DECODE_WORDS)
+    return False
+
+
+@contextlib.contextmanager
+def naming_corrupt_shards(export_dir: Path | str, *splits: str) -> Iterator[None]:
+    """Turns TensorFlow's errors about damaged records, raised while iterating :func:`load`
+    datasets of ``splits`` (``fit``, ``evaluate``, ``predict``, a plain ``for``), into a
+    :class:`CorruptShardError` naming the file and record.
+
+    ``load`` checks only the record framing up front (cheap), so a flipped bit inside a
+    record's data surfaces as ``tf.errors.DataLossError`` during iteration. Then this looks for
+    the culprit (:func:`find_corrupt_record`) and raises its error; when it finds none, the
+    original error propagates unchanged.
+
+    Example::
+
+        with naming_corrupt_shards(export_dir, "train", "val"):
+            model.fit(load(export_dir, "train", ...), validation_data=load(export_dir, "val", ...))
+
+    Raises:
+        CorruptShardError: naming the damaged file and record.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not _is_damage_error(exc):
+            raise
+        for split in splits:
+            find_corrupt_record(export_dir, split)
+        raise
 
 
 def _check(export_dir: Path, split: str, verify: Verify) -> None:
@@ -237,7 +321,8 @@ def load(
 
     Interleaved parallel reads over the shards, parallel decode, optional augmentation through
     ``tf.numpy_function`` (parallel calls; one set of parameters per clip), resize, scaling,
-    batch and prefetch, with AUTOTUNE throughout.
+    batch and prefetch, with AUTOTUNE throughout. Clip frames at positions ``>= length`` (the
+    padding of short media) come out as exact zeros.
 
     Args:
         export_dir: ``exports/<name>`` of a ``--format tfrecord`` export.
@@ -315,7 +400,10 @@ def load(
             parsed = tf.io.parse_single_example(serialized, spec)
             return decode_one(parsed["image"]), tf.cast(parsed["label"], tf.int32)
     else:
-        context = {"label": tf.io.FixedLenFeature([], tf.int64)}
+        context = {
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "length": tf.io.FixedLenFeature([], tf.int64, default_value=clip_len),
+        }
         sequence = {"frames": tf.io.FixedLenSequenceFeature([], tf.string)}
 
         def parse(serialized):
@@ -325,16 +413,17 @@ def load(
                 seq["frames"],
                 fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
             )
-            return frames, tf.cast(ctx["label"], tf.int32)
+            # the real frame count rides along as a third element until the batch is scaled
+            return frames, tf.cast(ctx["label"], tf.int32), tf.cast(ctx["length"], tf.int32)
 
     stored = (info["image"].get("height"), info["image"].get("width"))
     resize = size is not None and size != stored  # per example: stored sizes may differ
 
     def parse_resized(serialized):
-        images, label = parse(serialized)
+        images, *rest = parse(serialized)
         if resize and pipeline is None:
             images = tf.image.resize(images, size, method="bilinear")
-        return images, label
+        return images, *rest
 
     examples = records.map(parse_resized, num_parallel_calls=autotune, deterministic=deterministic)
 
@@ -343,7 +432,7 @@ def load(
         clip = unit == "clip"
 
         def augment_fn(index, example):
-            images, label = example
+            images, *rest = example
 
             def run(array, element):
                 element_seed = (int(base) * 1_000_003 + int(element)) % (2**31)
@@ -354,7 +443,7 @@ def load(
             out = tf.ensure_shape(out, shape)
             if size is not None:  # the pipeline may have changed the size
                 out = tf.image.resize(out, size, method="bilinear")
-            return out, label
+            return out, *rest
 
         examples = examples.enumerate().map(
             augment_fn, num_parallel_calls=autotune, deterministic=deterministic
@@ -371,8 +460,14 @@ def load(
     def scale_batch(images):
         return tf.cast(images, tf.float32) * scale + offset
 
-    def finish(images, label):
-        return tf.ensure_shape(scale_batch(images), batch_shape), label
+    @tf.function(jit_compile=True)
+    def scale_clips(images, lengths):
+        real = tf.sequence_mask(lengths, tf.shape(images)[1])[:, :, None, None, None]
+        return tf.where(real, tf.cast(images, tf.float32) * scale + offset, 0.0)
+
+    def finish(images, label, *lengths):
+        scaled = scale_clips(images, lengths[0]) if lengths else scale_batch(images)
+        return tf.ensure_shape(scaled, batch_shape), label
 
     dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=deterministic)
     dataset = dataset.prefetch(autotune)
@@ -541,6 +636,8 @@ def iter_numpy(
             if channels == 1:
                 images = images[..., None]
         images = images.astype(np.float32, copy=False) * scale + offset
+        if unit == "clip":  # padding: exactly zero from the real length on (see the module doc)
+            images[max(0, int(features.get("length", len(images)))) :] = 0.0
         return images, int(features["label"])
 
     from dataprep.export.shards import read_ahead

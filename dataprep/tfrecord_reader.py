@@ -22,6 +22,7 @@ import gzip
 import io
 import numbers
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,7 @@ def iter_records(
         while True:
             try:
                 header = handle.read(HEADER_BYTES)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
                 raise _corrupt(path, index, offset, f"cannot be decompressed ({exc})") from None
             if not header:
                 return
@@ -148,7 +149,7 @@ def iter_records(
                 raise _corrupt(path, index, offset, "has a bad length checksum")
             try:
                 body = handle.read(length + FOOTER_BYTES)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
                 raise _corrupt(path, index, offset, f"cannot be decompressed ({exc})") from None
             if len(body) < length + FOOTER_BYTES:
                 raise _corrupt(path, index, offset, "is truncated inside its data")

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from export_fixtures import build_workspace
 
-from dataprep.data import ExportNotReady, iter_numpy, load, verify_export
+from dataprep.data import (
+    ExportNotReady,
+    iter_examples,
+    iter_numpy,
+    load,
+    naming_corrupt_shards,
+    verify_export,
+)
 from dataprep.errors import UsageError
 from dataprep.export.dataset import export_dataset
 from dataprep.split import split_media
@@ -41,6 +48,8 @@ def ws(tmp_path_factory):
         compression="gzip",
         shard_size="4KB",
     )
+    # clips longer than the 10- and 11-frame videos: those are padded (length < 12)
+    export_dataset(workspace, name="long-clips", unit="clip", clip_len=12, clip_stride=12)
     return workspace
 
 
@@ -63,6 +72,27 @@ def test_numpy_reader_and_tf_data_agree(ws, name):
         np.testing.assert_allclose(tf_x, np_x, atol=1e-5)
     expected_rank = 4 if name == "frames" else 5
     assert tf_batches[0][0].ndim == expected_rank
+
+
+@pytest.mark.parametrize("augment", [None, "medium"])
+def test_padded_frames_are_exactly_zero_in_both_loaders(ws, augment):
+    folder = ws.exports_dir / "long-clips"
+    lengths = [ex["length"] for ex in iter_examples(folder, "train")]
+    assert min(lengths) < 12 and max(lengths) == 12  # padded and full clips
+    # one shard at a time: the loaders' order is the file order of iter_examples
+    options = dict(batch_size=3, shuffle=False, deterministic=True, cycle_length=1, seed=2)
+    tf_clips = np.concatenate(
+        [x for x, _ in _tf_batches(load(folder, "train", augment=augment, **options))]
+    )
+    np_clips = np.concatenate(
+        [x for x, _ in iter_numpy(folder, "train", augment=augment, **options)]
+    )
+    assert tf_clips.shape == np_clips.shape == (len(lengths), 12, 48, 64, 3)
+    for tf_clip, np_clip, length in zip(tf_clips, np_clips, lengths, strict=True):
+        assert not np.any(tf_clip[length:]) and not np.any(np_clip[length:])
+        # every real frame (normalized) has non-zero values: a model can tell them apart
+        assert np.any(tf_clip[:length].reshape(length, -1), axis=1).all()
+        np.testing.assert_allclose(tf_clip, np_clip, atol=1e-4)
 
 
 def test_normalization_uses_the_export_stats(ws):
@@ -147,6 +177,29 @@ def test_flipped_byte_is_named_by_full_verify_and_the_numpy_reader(ws, tmp_path)
         list(iter_numpy(folder, "val", batch_size=2, shuffle=False))
     with pytest.raises(CorruptShardError, match=shard.name):
         verify_export(folder)
+
+
+def test_damage_found_while_tf_data_reads_is_named_by_the_shared_helper(ws, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    folder = tmp_path / "flipped-late"
+    shutil.copytree(ws.exports_dir / "frames", folder)
+    info = json.loads((folder / "dataset_info.json").read_text())
+    shard = folder / info["splits"]["train"]["shards"][1]
+    data = bytearray(shard.read_bytes())
+    data[200] ^= 0x01  # one bit inside the first record's data: the framing stays intact
+    shard.write_bytes(bytes(data))
+    dataset = load(folder, "train", batch_size=2, shuffle=False)  # the framing check passes
+    with pytest.raises(tf.errors.DataLossError):
+        _tf_batches(dataset)  # what TensorFlow alone says: no file name
+    named = rf"^{shard.name}: record 0 .*data checksum"
+    with pytest.raises(CorruptShardError, match=named), naming_corrupt_shards(folder, "train"):
+        _tf_batches(dataset)
+    # other errors pass through unchanged
+    with pytest.raises(ZeroDivisionError), naming_corrupt_shards(folder, "train"):
+        _ = 1 / 0
 
 
 def test_wrong_unit_format_and_unfinished_exports_are_refused(ws, tmp_path):

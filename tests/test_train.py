@@ -104,24 +104,35 @@ def test_reference_cnn_has_79626_parameters_at_32x32x3_and_10_classes():
     ]
 
 
-def test_cnn_lstm_masks_padding_and_its_encoder_sees_position():
+def test_cnn_lstm_masks_zero_padding_and_its_encoder_sees_position(tmp_path):
     import keras
 
     from dataprep.train.models import build_model, custom_objects
 
-    mask_layer = custom_objects()["PaddedFrameMask"]()
-    clips = np.random.default_rng(0).random((3, 6, 4, 4, 3)).astype("float32")
-    clips[0, 4:] = clips[0, 3]  # two padded frames (the export repeats the last real one)
-    clips[1, 2] = clips[1, 1]  # a repeated frame in the middle is not padding
-    mask = np.asarray(mask_layer(clips))
+    rng = np.random.default_rng(0)
+    clips = rng.normal(size=(3, 6, 16, 16, 3)).astype("float32")
+    clips[0, 4:] = 0.0  # two padded frames: the loaders zero every frame past `length`
+    clips[1, 2] = clips[1, 1]  # a repeated real frame is not padding
+    mask = np.asarray(custom_objects()["PaddedFrameMask"]()(clips))
     assert mask.tolist()[0] == [True, True, True, True, False, False]
     assert mask[1].all() and mask[2].all()
 
+    # A clip padded with zeros gives the prediction of the same clip cut to its real length
+    # (the same weights in a model built for 4 frames), and the padding values do not matter
+    # once they are zero; without the mask the LSTM would read 2 more steps.
     model = build_model("cnn-lstm", input_shape=(6, 16, 16, 3), num_classes=4)
-    base = model.predict(clips_16 := np.repeat(np.repeat(clips, 4, 2), 4, 3), verbose=0)
-    changed = clips_16.copy()
-    changed[0, 4:] = changed[0, 3]
-    np.testing.assert_allclose(model.predict(changed, verbose=0), base, atol=1e-6)
+    short_model = build_model("cnn-lstm", input_shape=(4, 16, 16, 3), num_classes=4)
+    short_model.set_weights(model.get_weights())
+    padded = model.predict(clips, verbose=0)
+    real = short_model.predict(clips[:, :4], verbose=0)
+    np.testing.assert_allclose(padded[0], real[0], atol=1e-5)
+    assert np.abs(padded[1:] - real[1:]).max() > 1e-4  # full clips: frames 5 and 6 count
+
+    # saved and loaded (custom layers registered), the mask still works
+    model.save(tmp_path / "lstm.keras")
+    loaded = keras.models.load_model(tmp_path / "lstm.keras", custom_objects=custom_objects())
+    np.testing.assert_allclose(loaded.predict(clips, verbose=0), padded, atol=1e-6)
+
     names = [layer.name for layer in model.get_layer("frame_encoder").layer.layers]
     assert "keypoints" in names  # spatial soft-argmax: where each feature is
     assert not any(
@@ -361,6 +372,51 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     assert result.exit_code == 2 and "no run 'no-such-run'" in result.output
     result = runner.invoke(app, [*ws, "predict", "cnn", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_cli_names_a_bit_flipped_shard_in_train_baseline_and_evaluate(gesture_ws, cnn_run):
+    from typer.testing import CliRunner
+
+    from dataprep.cli.main import app
+    from dataprep.data import load
+    from dataprep.errors import EXIT_FAILED
+
+    broken = gesture_ws.exports_dir / "frames-flipped"
+    shutil.copytree(gesture_ws.exports_dir / "frames", broken)
+    info = json.loads((broken / "dataset_info.json").read_text())
+
+    def flip_a_bit(split):
+        shard = broken / info["splits"][split]["shards"][0]
+        data = bytearray(shard.read_bytes())
+        data[200] ^= 0x04  # inside the first record's data; the framing stays intact
+        shard.write_bytes(bytes(data))
+        return shard
+
+    train_shard, test_shard = flip_a_bit("train"), flip_a_bit("test")
+    load(broken, "train", batch_size=4)  # the default (framing) check up front passes
+    runner = CliRunner()
+    ws = ["-w", str(gesture_ws.root)]
+    result = runner.invoke(
+        app,
+        [*ws, "train-baseline", "--export", "frames-flipped", "--model", "cnn"]
+        + ["--epochs", "1", "--seed", "0", "--run-name", "flipped"],
+    )
+    assert result.exit_code == EXIT_FAILED, result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith(f"error: {train_shard.name}: record 0 ")
+    assert "data checksum" in error and "DataLossError" not in result.output
+    assert not (gesture_ws.runs_dir / "flipped").exists()  # nothing trained: no run folder
+
+    # evaluate a run whose export was damaged since
+    run_dir = gesture_ws.runs_dir / "cnn-on-flipped"
+    shutil.copytree(gesture_ws.runs_dir / "cnn", run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["export"]["dir"] = str(broken)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, [*ws, "evaluate", "cnn-on-flipped"])
+    assert result.exit_code == EXIT_FAILED, result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith(f"error: {test_shard.name}: record 0 ") and "data checksum" in error
 
 
 # ------------------------------------------------------------------------------------ reports

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -70,6 +72,48 @@ def fail(message: str, code: int = errors.EXIT_FAILED) -> typer.Exit:
     """Prints ``error: message`` on stderr and returns the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """Sends what native libraries write to file descriptor 2 (TensorFlow's C++ logging: CUDA
+    probing on GPU-less machines, oneDNN notes) to /dev/null, while Python's ``sys.stderr``
+    (our messages, warnings, progress bars) keeps writing to the real stderr. Off with --debug,
+    and when stderr is not a real file (e.g. under a test runner)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        real = not _state["debug"] and sys.stderr.fileno() == 2
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        real = False
+    if not real:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    original = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="backslashreplace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def silence_native_logs(func):
+    """Decorator: runs a command under :func:`native_logs_silenced`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with native_logs_silenced():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def handle_errors(func):

@@ -36,8 +36,9 @@ def _counts_table(title: str, counts: dict) -> object:
 def _print_stages(stages: list[dict]) -> None:
     from rich.table import Table
 
-    table = Table("stage", "state", "finished", "counts", "settings", title="stages",
-                  title_justify="left")
+    table = Table(
+        "stage", "state", "finished", "counts", "settings", title="stages", title_justify="left"
+    )
     for stage in stages:
         if not stage["ran"]:
             table.add_row(stage["stage"], "[dim]not run[/]", "", "", "")
@@ -48,8 +49,9 @@ def _print_stages(stages: list[dict]) -> None:
         elif stage["failures"]:
             state = f"[red]{stage['failures']} failed[/]"
         counts = ", ".join(f"{k}={v}" for k, v in stage["counts"].items())
-        settings = ", ".join(f"{k}={v}" for k, v in stage["settings"].items()
-                             if not isinstance(v, (list, dict)))
+        settings = ", ".join(
+            f"{k}={v}" for k, v in stage["settings"].items() if not isinstance(v, (list, dict))
+        )
         table.add_row(stage["stage"], state, stage["finished_at"], counts, settings)
     console().print(table)
 
@@ -80,7 +82,78 @@ def _print(summary: dict) -> None:
             table.add_row(row["media_id"], row["path"], row["error"])
         out.print(table)
     _print_frames(summary.get("frames"))
+    _print_stats(summary.get("stats"))
+    _print_labels(summary.get("labels"))
+    _print_splits(summary.get("splits"))
+    _print_exports(summary.get("exports"))
     _print_runs(summary.get("runs"))
+
+
+def _print_stats(stats: dict | None) -> None:
+    if not stats:
+        return
+    mean = ", ".join(f"{v:.4f}" for v in stats["mean"])
+    std = ", ".join(f"{v:.4f}" for v in stats["std"])
+    console().print(
+        f"stats ({stats['split']} frames, {stats['count_frames']}): mean RGB [{mean}], "
+        f"std RGB [{std}] on the 0-1 scale"
+    )
+
+
+def _print_labels(labels: dict | None) -> None:
+    if not labels:
+        return
+    console().print(
+        f"labels: {labels['media_labelled']} media labelled by {labels['annotators']} "
+        f"annotator(s), {labels['annotations']} annotations, {labels['rows']} rows"
+        + (f"; last sync {labels['last_sync']}" if labels.get("last_sync") else "")
+    )
+    if labels.get("resolved_by_label"):
+        console().print(_counts_table("resolved labels", labels["resolved_by_label"]))
+    if labels.get("labels_not_in_classes"):
+        console().print(
+            f"[yellow]labels not among the classes:[/] "
+            f"{', '.join(map(str, labels['labels_not_in_classes']))}"
+        )
+
+
+def _print_splits(splits: dict | None) -> None:
+    from rich.table import Table
+
+    if not splits:
+        return
+    settings = ", ".join(f"{k}={v}" for k, v in (splits.get("settings") or {}).items())
+    console().print(f"splits: {settings}")
+    table = Table("split", "media", "groups")
+    for name, count in splits["media"].items():
+        table.add_row(name, str(count), str(splits["groups"].get(name, "")))
+    console().print(table)
+
+
+def _print_exports(exports: list[dict] | None) -> None:
+    from rich.table import Table
+
+    if not exports:
+        return
+    table = Table(
+        "export", "format", "unit", "examples", "state", title="exports", title_justify="left"
+    )
+    for export in exports:
+        examples = ", ".join(f"{k} {v}" for k, v in (export.get("examples") or {}).items())
+        if not export.get("complete"):
+            state = "[red]incomplete[/]"
+        elif export.get("up_to_date") is False:
+            state = "[yellow]stale[/] (manifests changed since)"
+        else:
+            state = "complete"
+        table.add_row(
+            export["name"],
+            str(export.get("format", "")),
+            str(export.get("unit", "")),
+            examples,
+            state,
+        )
+    console().print(table)
 
 
 def _print_runs(runs: list[dict] | None) -> None:
@@ -88,12 +161,18 @@ def _print_runs(runs: list[dict] | None) -> None:
 
     if not runs:
         return
-    table = Table("run", "model", "export", "test accuracy", "state", title="runs",
-                  title_justify="left")
+    table = Table(
+        "run", "model", "export", "test accuracy", "state", title="runs", title_justify="left"
+    )
     for run in runs:
         accuracy = run.get("test_accuracy")
-        table.add_row(run["run_id"], run.get("model", ""), run.get("export", ""),
-                      "" if accuracy is None else f"{accuracy:.4f}", run.get("state", ""))
+        table.add_row(
+            run["run_id"],
+            run.get("model", ""),
+            run.get("export", ""),
+            "" if accuracy is None else f"{accuracy:.4f}",
+            run.get("state", ""),
+        )
     console().print(table)
 
 
@@ -108,8 +187,14 @@ def _print_frames(frames: dict | None) -> None:
         f"{frames['augmented_copies']} augmented copies"
     )
     if frames["failed"]:
-        table = Table("media_id", "status", "error", "frames kept", title="frame extraction failed",
-                      title_justify="left")
+        table = Table(
+            "media_id",
+            "status",
+            "error",
+            "frames kept",
+            title="frame extraction failed",
+            title_justify="left",
+        )
         for row in frames["failed"]:
             kept = str(row["frames_kept"])
             table.add_row(row["media_id"], row["status"], row["error"] or "", kept)

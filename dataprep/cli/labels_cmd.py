@@ -86,13 +86,26 @@ def push(
             "--kind", help="video or image: which media to push (a project shows one kind)."
         ),
     ] = None,
+    predictions: Annotated[
+        str | None,
+        typer.Option(
+            "--predictions",
+            metavar="RUN",
+            help="Also upload run RUN's predictions (a run id under runs/ or a run folder) "
+            "as pre-annotations: model_version = the run id; tasks that already have one "
+            "from this run are skipped.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create one task per ok media in a Label Studio project; a rerun adds only new media.
 
     The API key is read from $LABEL_STUDIO_API_KEY (or the variable named by
-    [labelstudio] api_key_env), never from a file.
+    [labelstudio] api_key_env), never from a file. With --predictions RUN, each task also gets
+    the run's prediction (whole-media Choices, or TimelineLabels segments of same-class clips),
+    computed exactly as `dataprep predict` does; box projects are refused.
 
     Example: `dataprep labels push --project gestures --create --media-root /data`
     """
@@ -108,6 +121,7 @@ def push(
             media_root=str(media_root) if media_root else None,
             media_url_prefix=media_url_prefix,
             kind=kind,
+            predictions=predictions,
             progress=update,
         )
     if json_output:
@@ -125,7 +139,21 @@ def push(
         )
         for line in report.errors:
             console().print(f"[yellow]not pushed:[/] {line}")
+        if report.predictions is not None:
+            _print_predictions(report.predictions)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+def _print_predictions(predictions) -> None:
+    out = console()
+    out.print(
+        f"predictions of run {predictions.run_id!r} ({predictions.target}): "
+        f"{predictions.added} added, {predictions.already_present} already there"
+    )
+    for line in predictions.unmatched_tasks:
+        out.print(f"[yellow]no prediction (unmatched task):[/] {line}")
+    for line in predictions.errors:
+        out.print(f"[yellow]no prediction:[/] {line}")
 
 
 def _print_conversion(conversion: dict) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dataprep.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dataprep.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+    silence_native_logs,
+)
 
 
 def _workspace_or_none(workspace: Path | None):
@@ -27,6 +30,7 @@ def _workspace_or_none(workspace: Path | None):
 
 
 @handle_errors
+@silence_native_logs
 def train_baseline(
     export: Annotated[
         str | None,
@@ -84,7 +88,6 @@ def train_baseline(
 
     Example: `dataprep train-baseline --export gestures-clips --model cnn-lstm --seed 0`
     """
-    _quiet_tensorflow()
     from dataprep.errors import UsageError
     from dataprep.train.loop import TrainOptions, options_from_config
     from dataprep.train.loop import train_baseline as run
@@ -127,6 +130,7 @@ def train_baseline(
 
 
 @handle_errors
+@silence_native_logs
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run id (runs/RUN) or run folder.")],
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
@@ -137,7 +141,6 @@ def evaluate(
 
     Example: `dataprep evaluate 20250101-120000-cnn-lstm --split val`
     """
-    _quiet_tensorflow()
     from dataprep.train.evaluate import evaluate_run
 
     metrics = evaluate_run(_workspace_or_none(workspace), run, split=split)
@@ -177,6 +180,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 @handle_errors
+@silence_native_logs
 def predict(
     run: Annotated[str, typer.Argument(help="Run id (runs/RUN) or run folder.")],
     paths: Annotated[list[Path], typer.Argument(help="Videos or images (outside the workspace).")],
@@ -191,7 +195,6 @@ def predict(
 
     Example: `dataprep predict RUN new/clip.mp4 --top-k 2`
     """
-    _quiet_tensorflow()
     from dataprep.train.predict import predict_paths
 
     results = predict_paths(_workspace_or_none(workspace), run, paths, top_k=top_k)

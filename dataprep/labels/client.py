@@ -376,6 +376,46 @@ class LabelStudioClient:
             ),
         )
 
+    # ------------------------------------------------------------------ predictions
+
+    def list_predictions(self, project_id: int) -> list[dict]:
+        """Every prediction of the project: ``id``, ``task``, ``model_version``, ``score``,
+        ``result``."""
+
+        def fetch() -> list[dict]:
+            return [
+                {
+                    "id": p.id,
+                    "task": p.task,
+                    "model_version": p.model_version,
+                    "score": p.score,
+                    "result": list(p.result or []),
+                }
+                for p in self._sdk.predictions.list(project=project_id)
+            ]
+
+        return self.call(f"listing predictions of project {project_id}", fetch)
+
+    def import_predictions(self, project_id: int, predictions: list[dict]) -> int:
+        """Adds predictions (pre-annotations) to tasks of the project in one request.
+
+        Args:
+            project_id: the project.
+            predictions: dicts with ``task`` (task id), ``result`` (Label Studio results),
+                ``score`` and ``model_version``.
+
+        Returns:
+            how many predictions the server created.
+        """
+        from label_studio_sdk.types.prediction_request import PredictionRequest
+
+        requests = [PredictionRequest(**p) for p in predictions]
+        response = self.call(
+            f"importing {len(predictions)} predictions into project {project_id}",
+            lambda: self._sdk.projects.import_predictions(id=project_id, request=requests),
+        )
+        return int(getattr(response, "created", None) or len(predictions))
+
     # ------------------------------------------------------------------ annotations
 
     def create_annotation(self, task_id: int, result: list[dict], **fields: Any) -> dict:

@@ -83,6 +83,17 @@ class FrameClock:
             time_s = (float(ls_frame) - 1) / self.fps
         return self.index_from_time(float(time_s))
 
+    def ls_frame_of(self, frame_index: int) -> int:
+        """Label Studio's 1-based frame number for decoder ``frame_index`` (the inverse of
+        :meth:`index_from_ls_frame`).
+
+        Constant frame rate: ``frame_index + 1``. Variable frame rate: the Label Studio frame
+        whose time ``(ls_frame - 1) / fps`` is nearest the frame's timestamp.
+        """
+        if self.timestamps_s is None:
+            return int(frame_index) + 1
+        return int(math.floor(self.time_of(frame_index) * self.fps + 0.5)) + 1
+
     def time_of(self, frame_index: int) -> float:
         """Presentation time in seconds of decoder frame ``frame_index``."""
         if self.timestamps_s is not None:

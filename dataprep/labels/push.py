@@ -3,18 +3,26 @@
 Each task carries ``media_id`` and, for videos, the probed ``fps`` (the labeling config's
 ``Video`` tag reads ``frameRate="$fps"``). Media are served by Label Studio's local-files storage
 (``--media-root`` = the server's ``LOCAL_FILES_DOCUMENT_ROOT``) or by a URL prefix. Re-running adds
-only media not yet in the project.
+only media not yet in the project. With ``predictions``, a trained run's predictions are added
+as pre-annotations (:mod:`dataprep.labels.predictions`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dataprep.errors import UsageError
 from dataprep.labels import config_xml
 from dataprep.labels.client import LabelStudioClient, ProjectNotFound, api_key_from_env
+from dataprep.labels.predictions import (
+    PredictionsReport,
+    check_run,
+    prediction_target,
+    push_predictions,
+)
 from dataprep.labels.tasks import MediaTable, ProgressFn, UnsafeTaskPath, media_url
 from dataprep.workspace import Workspace
 
@@ -34,10 +42,11 @@ class PushReport:
     already_present: int = 0
     skipped_other_kind: int = 0
     errors: list[str] = field(default_factory=list)
+    predictions: PredictionsReport | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not (self.predictions and self.predictions.errors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +59,7 @@ class PushReport:
             "already_present": self.already_present,
             "skipped_other_kind": self.skipped_other_kind,
             "errors": self.errors,
+            "predictions": self.predictions.to_dict() if self.predictions else None,
         }
 
 
@@ -105,6 +115,7 @@ def push(
     media_root: str | None = None,
     media_url_prefix: str | None = None,
     kind: str | None = None,
+    predictions: str | Path | None = None,
     progress: ProgressFn | None = None,
     client: LabelStudioClient | None = None,
 ) -> PushReport:
@@ -122,6 +133,9 @@ def push(
             relative to (default: the media's common folder).
         media_url_prefix: serve media from ``<prefix>/<path relative to media_root>`` instead.
         kind: push only ``video`` or ``image`` media (needed when the workspace holds both).
+        predictions: a run id (``runs/<id>``) or run folder: after the tasks are pushed, add
+            the run's predictions to every task of the pushed kind that has none from this run
+            (``model_version`` = the run id), as ``dataprep predict`` computes them.
         progress: ``progress(done, total)``.
         client: an already connected client (tests); default connects with the env key.
 
@@ -132,11 +146,14 @@ def push(
     Raises:
         ProjectNotFound: when the project does not exist and ``create`` is false.
         LabelStudioError: when the server cannot be reached or refuses.
+        UsageError: with ``predictions``, when the run does not exist, its classes differ from
+            the workspace's, or the project labels boxes (checked before anything is pushed).
     """
     settings = workspace.config.labelstudio
     media = MediaTable.load(workspace)
     if not media.rows:
         raise UsageError("no ok media to push; run `dataprep ingest PATH` first")
+    run = check_run(workspace, predictions) if predictions is not None else None
     prefix = media_url_prefix if media_url_prefix is not None else settings.media_url_prefix
     root = media_root or settings.media_root
     if media_root and media_url_prefix is None:
@@ -166,6 +183,12 @@ def push(
         )
         created = True
     chosen = _choose_kind(media, kind, getattr(found, "label_config", None) or None)
+    target = None
+    if run is not None:
+        target = prediction_target(
+            str(getattr(found, "label_config", None) or ""),
+            workspace.config.project.label_type,
+        )
     report = PushReport(
         url=client.url,
         project_id=int(found.id),
@@ -220,6 +243,19 @@ def push(
         if progress:
             progress(report.added, len(tasks))
     _remember(workspace, report, root if not prefix else None, prefix, url)
+    if run is not None and target is not None:
+        report.predictions = push_predictions(
+            workspace,
+            client,
+            report.project_id,
+            target,
+            run,
+            media,
+            chosen,
+            media_root=root,
+            url_prefix=prefix or None,
+            progress=progress,
+        )
     return report
 
 

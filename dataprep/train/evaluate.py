@@ -69,7 +69,11 @@ def predict_split(
     Returns:
         ``(labels [N], probabilities [N, classes], meta)``; ``meta`` holds one dict per example
         with ``media_id`` and ``frame_index`` (frames) or ``start_frame`` (clips).
+
+    Raises:
+        CorruptShardError: naming the shard file and record when the export is damaged.
     """
+    from dataprep.data import naming_corrupt_shards
     from dataprep.train.loop import make_dataset
 
     export_dir = Path(config["export"]["dir"])
@@ -82,9 +86,10 @@ def predict_split(
     batch = batch_size or settings["batch_size"]
     dataset = make_dataset(export_dir, split, settings, training=False, batch_size=batch)
     labels, probabilities = [], []
-    for images, batch_labels in dataset:
-        probabilities.append(np.asarray(model(images, training=False), dtype=np.float32))
-        labels.append(np.asarray(batch_labels))
+    with naming_corrupt_shards(export_dir, split):
+        for images, batch_labels in dataset:
+            probabilities.append(np.asarray(model(images, training=False), dtype=np.float32))
+            labels.append(np.asarray(batch_labels))
     if not labels:
         raise UsageError(f"split {split!r} of export {export_dir} has no examples")
     meta = split_meta(export_dir, split)

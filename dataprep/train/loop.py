@@ -317,6 +317,7 @@ def train_baseline(
 
     Raises:
         UsageError: for options that do not fit the export.
+        CorruptShardError: naming the shard file and record when the export is damaged.
     """
     from dataprep.train import evaluate, reports
     from dataprep.train.devices import reset_policy, setup_devices
@@ -373,6 +374,8 @@ def _train(
     workspace, options, settings, info, export_dir, run_dir, setup, log, started, evaluate, reports
 ) -> TrainResult:
     import keras
+
+    from dataprep.data import naming_corrupt_shards
 
     model_name = settings["model"]
     class_names = list(info["class_names"])
@@ -446,7 +449,7 @@ def _train(
             log_dir=str(run_dir / RUN_FILES["tensorboard"]), write_graph=False, profile_batch=0
         ),
     ]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), naming_corrupt_shards(export_dir, "train", "val"):
         # A finite tf.data epoch is how we train; Keras' notes about it are noise here.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")

@@ -16,7 +16,8 @@ importing this module is cheap, and the backend is chosen by whoever imports Ker
   motion is a change of position, so the per-frame head keeps it explicitly: a spatial
   soft-argmax gives each feature map's expected (x, y), next to its maximum (what). The LSTM
   reads each frame's features and their change since the previous frame (``TemporalDeltas``).
-  Padded frames (the export repeats a short clip's last frame) are masked (``PaddedFrameMask``).
+  Padded frames (all-zero: the loaders zero every frame past a clip's real ``length``) are
+  masked (``PaddedFrameMask``), and the mask goes to the LSTM.
 """
 
 from __future__ import annotations
@@ -38,19 +39,21 @@ def _custom_layers() -> dict[str, Any]:
     class PaddedFrameMask(keras.layers.Layer):
         """Returns a ``[B, T]`` boolean mask: True for real frames, False for padding.
 
-        The export pads a clip of a media shorter than the clip length by repeating its last
-        real frame (``length`` in the record counts the real ones). So the padding is the
-        trailing run of frames identical to the frame before them: frame ``t`` is masked when
-        it and every later frame equal frame ``t - 1``. Frame 0 is never masked. A real video
-        whose last frames are exact copies loses nothing by masking them: they carry no motion.
+        The loaders (:func:`dataprep.data.load`, :func:`dataprep.data.iter_numpy`) set every
+        frame at a position ``>= length`` (the real frame count stored with each clip) to
+        exactly zero, after augmentation and normalization. So a frame is padding when all of
+        its values are zero. A real frame after normalization is never exactly all-zero: that
+        would need every pixel of every channel to equal the export's mean exactly. (Without
+        normalization, or without stats, an all-black real frame is all-zero too and is
+        masked; such a frame carries no motion. The trainers always normalize.)
+
+        The mask goes to the LSTM, which skips masked steps: a clip padded with zeros gives
+        the prediction of the same clip cut to its real length. Plain ``keras.ops`` only, so
+        it runs on the TensorFlow, JAX and PyTorch backends.
         """
 
         def call(self, clips):
-            same = ops.all(ops.equal(clips[:, 1:], clips[:, :-1]), axis=(2, 3, 4))
-            same = ops.concatenate([ops.zeros_like(same[:, :1]), same], axis=1)
-            same = ops.cast(same, "int32")
-            trailing = ops.flip(ops.cumprod(ops.flip(same, axis=1), axis=1), axis=1)
-            return ops.equal(trailing, 0)
+            return ops.any(ops.not_equal(clips, 0.0), axis=(2, 3, 4))
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:2])

@@ -155,6 +155,7 @@ def predict_paths(
         UsageError: when the run or its export is gone, or a path does not exist.
         MediaError: naming a file that cannot be decoded.
     """
+    from dataprep.data import naming_corrupt_shards
     from dataprep.train.evaluate import find_run, load_run_model, read_run_config
     from dataprep.train.loop import _check_backend, make_dataset
 
@@ -193,9 +194,10 @@ def predict_paths(
                 training=False,
                 batch_size=batch_size or settings["batch_size"],
             )
-            probabilities = np.concatenate(
-                [np.asarray(model(images, training=False), np.float32) for images, _ in dataset]
-            )
+            with naming_corrupt_shards(Path(tmp), PREDICT_SPLIT):
+                probabilities = np.concatenate(
+                    [np.asarray(model(images, training=False), np.float32) for images, _ in dataset]
+                )
         mean = probabilities.mean(axis=0)
         results.append(
             {
