@@ -191,6 +191,7 @@ def _with_config(ws, **changes):
     return open_workspace(ws.root)
 
 
+@pytest.mark.labelstudio
 def test_push_predictions_to_real_server_matches_predict_and_is_not_repeated(
     trained_ws, labelstudio_server
 ):
@@ -262,6 +263,7 @@ def test_push_predictions_to_real_server_matches_predict_and_is_not_repeated(
     assert push(segments_ws, predictions="cnn1").predictions.added == 0
 
 
+@pytest.mark.labelstudio
 def test_boxes_and_other_classes_are_refused_before_anything_is_pushed(trained_ws):
     from dataprep.labels.client import ProjectNotFound
     from dataprep.labels.push import connect, push

@@ -37,6 +37,54 @@ CLIP_SEQUENCE = {
 }
 
 
+DESCRIPTIONS = {
+    "image": "the frame's encoded bytes exactly as extracted (JPEG, PNG or WebP), never raw pixels",
+    "frames": "the clip's T encoded frames in order (short media padded by repeating the last)",
+    "height": "height of the stored frame(s) in pixels",
+    "width": "width of the stored frame(s) in pixels",
+    "channels": "colour channels (3, RGB)",
+    "label": "index into dataset_info.json's class_names",
+    "label_name": "the class name (UTF-8)",
+    "media_id": "content hash of the source media (manifests/media.parquet)",
+    "frame_index": "0-based index of the frame in the decoded stream",
+    "copy_index": "0 for extracted frames, 1..N for materialized augmented copies (train only)",
+    "timestamp_s": "presentation time of the frame in seconds",
+    "start_frame": "frame_index of the clip's first frame",
+    "end_frame": "frame_index of the clip's last real frame",
+    "fps": "average frame rate of the source video",
+    "length": "number of real frames in the clip (the rest is padding; the loaders zero it)",
+}
+
+
+def feature_spec_markdown() -> str:
+    """The TFRecord feature reference (docs/reference/tfrecord.md), from the specs above."""
+
+    def table(features: dict) -> str:
+        rows = ["| feature | dtype | meaning |", "|---|---|---|"]
+        rows += [
+            f"| `{name}` | {spec['dtype']} | {DESCRIPTIONS.get(name, '')} |"
+            for name, spec in features.items()
+        ]
+        return "\n".join(rows)
+
+    return "\n\n".join(
+        [
+            "# TFRecord features",
+            "Generated from `dataprep/export/tfrecord.py`. Shards are named "
+            "`<split>-NNNNN-of-MMMMM.tfrecord` (`.tfrecord.gz` with `--compression gzip`); "
+            "`dataset_info.json` beside them holds this spec, the class names, counts, stats and "
+            "fingerprints, and is written last.",
+            "## Frames (`--unit frame`): one `tf.train.Example` per frame",
+            table(FRAME_FEATURES),
+            "## Clips (`--unit clip`): one `tf.train.SequenceExample` per clip",
+            "Context features:",
+            table(CLIP_CONTEXT),
+            "Sequence features (one entry per time step, T per clip):",
+            table(CLIP_SEQUENCE),
+        ]
+    )
+
+
 def feature_spec(unit: str) -> dict:
     """The feature spec of a TFRecord export of ``unit`` (for dataset_info.json)."""
     if unit == "frame":
