@@ -60,7 +60,8 @@ class FramesConfig(_Section):
     @field_validator("size")
     @classmethod
     def _size(cls, value: str) -> str:
-        parse_size(value)
+        if value.strip().lower() != "original":  # original: keep each media's own size
+            parse_size(value)
         return value
 
 

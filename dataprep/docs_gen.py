@@ -68,7 +68,10 @@ def pages() -> dict[str, str]:
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     DOCS.mkdir(parents=True, exist_ok=True)
     for name, content in pages().items():
         (DOCS / name).write_text(content, encoding="utf-8")

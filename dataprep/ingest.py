@@ -19,7 +19,7 @@ from typing import Any, Literal
 from dataprep import manifests
 from dataprep.errors import MediaError, UsageError
 from dataprep.sniff import HEAD_BYTES, kind_from_content, kind_from_extension
-from dataprep.stages import record_stage
+from dataprep.stages import load_stage, record_stage
 from dataprep.workspace import Workspace
 
 Mode = Literal["copy", "link", "reference"]
@@ -289,13 +289,26 @@ def ingest(
         checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
         state.save(workspace)
         report.seconds = time.monotonic() - started
+        previous = load_stage(workspace, "ingest") or {"settings": {}}
+        all_paths = {*previous["settings"].get("paths", []), *(str(p.absolute()) for p in paths)}
         record_stage(
-            workspace, "ingest",
-            settings={"paths": [str(Path(p).absolute()) for p in paths], "recursive": recursive,
-                      "label_from_dir": label_from_dir, "mode": mode},
-            counts={"files": report.files, "added": report.added, "unchanged": report.unchanged,
-                    "duplicates": report.duplicates, "rejected": len(report.errors),
-                    "skipped": len(report.skipped), "media_total": len(state.media)},
+            workspace,
+            "ingest",
+            settings={
+                "paths": sorted(all_paths),
+                "recursive": recursive,
+                "label_from_dir": label_from_dir,
+                "mode": mode,
+            },
+            counts={
+                "files": report.files,
+                "added": report.added,
+                "unchanged": report.unchanged,
+                "duplicates": report.duplicates,
+                "rejected": len(report.errors),
+                "skipped": len(report.skipped),
+                "media_total": len(state.media),
+            },
             failures=[{"path": p, "error": e} for p, e in report.errors],
         )
     return report

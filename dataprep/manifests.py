@@ -36,11 +36,20 @@ TYPES = (
 
 
 def schemas_dir() -> Path:
-    """The folder of schema files: env ``DATAPREP_SCHEMAS`` or ``schemas/`` of the source tree."""
+    """The folder of schema files.
+
+    Env ``DATAPREP_SCHEMAS``, else ``schemas/`` of the source tree (editable installs), else the
+    copy a regular install puts in ``<prefix>/share/dataprep/schemas``.
+    """
+    import sys
+
     override = os.environ.get("DATAPREP_SCHEMAS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "schemas"
+    source = Path(__file__).resolve().parent.parent / "schemas"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "dataprep" / "schemas"
 
 
 @dataclass(frozen=True)

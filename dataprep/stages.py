@@ -29,6 +29,14 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "export": ("frames.parquet", "labels.parquet", "splits.parquet", "stats.json"),
 }
 STAGE_ORDER = ("ingest", "frames", "labels", "split", "stats", "augment", "export")
+# Which stage writes each input, so staleness carries downstream (frames stale -> export stale).
+PRODUCERS: dict[str, tuple[str, ...]] = {
+    "media.parquet": ("ingest",),
+    "frames.parquet": ("frames", "augment"),
+    "labels.parquet": ("labels",),
+    "splits.parquet": ("split",),
+    "stats.json": ("stats",),
+}
 
 
 def file_fingerprint(path: Path) -> str | None:
@@ -98,23 +106,34 @@ def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
     """For each stage: whether it ran, when, settings, counts, failures and staleness."""
     overview = []
     names = list(STAGE_ORDER) + sorted(
-        p.stem for p in (workspace.state_dir / "stages").glob("*.json")
-        if p.stem not in STAGE_ORDER
+        p.stem for p in (workspace.state_dir / "stages").glob("*.json") if p.stem not in STAGE_ORDER
     )
+    stale_stages: set[str] = set()
     for stage in names:
         record = load_stage(workspace, stage)
         if record is None:
             overview.append({"stage": stage, "ran": False})
             continue
-        stale = stale_inputs(workspace, record)
-        overview.append({
-            "stage": stage,
-            "ran": True,
-            "finished_at": record["finished_at"],
-            "settings": record["settings"],
-            "counts": record["counts"],
-            "failures": len(record["failures"]),
-            "stale": bool(stale),
-            "changed_inputs": stale,
-        })
+        changed = stale_inputs(workspace, record)
+        upstream = sorted(
+            producer
+            for name in record.get("inputs", {})
+            for producer in PRODUCERS.get(name, ())
+            if producer in stale_stages and producer != stage
+        )
+        if changed or upstream:
+            stale_stages.add(stage)
+        overview.append(
+            {
+                "stage": stage,
+                "ran": True,
+                "finished_at": record["finished_at"],
+                "settings": record["settings"],
+                "counts": record["counts"],
+                "failures": len(record["failures"]),
+                "stale": bool(changed or upstream),
+                "changed_inputs": changed,
+                "stale_upstream": upstream,
+            }
+        )
     return overview

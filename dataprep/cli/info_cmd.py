@@ -45,7 +45,9 @@ def _print_stages(stages: list[dict]) -> None:
             continue
         state = "ok"
         if stage["stale"]:
-            state = f"[yellow]stale[/] ({', '.join(stage['changed_inputs'])} changed)"
+            why = [f"{name} changed" for name in stage["changed_inputs"]]
+            why += [f"{name} is stale" for name in stage.get("stale_upstream", [])]
+            state = f"[yellow]stale[/] ({'; '.join(why)})"
         elif stage["failures"]:
             state = f"[red]{stage['failures']} failed[/]"
         counts = ", ".join(f"{k}={v}" for k, v in stage["counts"].items())
