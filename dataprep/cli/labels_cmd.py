@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from dataprep.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+from dataprep.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    open_ws,
+    print_json,
+    silence_native_logs,
+)
 from dataprep.cli.progress import progress_bar
 from dataprep.errors import EXIT_OK, EXIT_PARTIAL
 
@@ -54,6 +62,7 @@ OnErrorOpt = Annotated[
 
 @labels_app.command("push")
 @handle_errors
+@silence_native_logs  # --predictions loads TensorFlow
 def push(
     url: UrlOpt = None,
     project: ProjectOpt = None,
