@@ -63,12 +63,18 @@ def _case(name: str, root: Path, workdir: Path) -> list[dict]:
     cores = os.cpu_count() or 1
     for jobs in sorted({1, cores}):
         seconds = _ingest_seconds(root, workdir, jobs)
-        rows.append(row(
-            "ingest", f"{name}: {len(files)} files, {total_mb:,.0f} MB, --jobs {jobs}",
-            total_mb / seconds, "MB/s", limit="sha256 read+hash, 1 thread",
-            limit_value=raw_mbs, ratio=(total_mb / seconds) / raw_mbs,
-            notes=f"{len(files) / seconds:,.0f} files/s",
-        ))
+        rows.append(
+            row(
+                "ingest",
+                f"{name}: {len(files)} files, {total_mb:,.0f} MB, --jobs {jobs}",
+                total_mb / seconds,
+                "MB/s",
+                limit="sha256 read+hash, 1 thread",
+                limit_value=raw_mbs,
+                ratio=(total_mb / seconds) / raw_mbs,
+                notes=f"{len(files) / seconds:,.0f} files/s",
+            )
+        )
     return rows
 
 
@@ -95,14 +101,23 @@ def run(workdir: Path, quick: bool) -> list[dict]:
         "from dataprep.workspace import init_workspace\n"
         f"ingest(init_workspace({str(workdir / 'ws-huge')!r}), [{str(huge_dir)!r}], jobs=1)\n"
     )
-    peak_mb, seconds = python_peak_rss_mb(code, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    peak_mb, seconds = python_peak_rss_mb(
+        code, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
     baseline_mb, _ = python_peak_rss_mb(
         "from dataprep.ingest import ingest\nimport av, cv2, pandas, pyarrow.parquet\n"
     )
-    rows.append(row(
-        "ingest", f"peak memory, one {size_gb:.1f} GB video", peak_mb, "MB",
-        limit="same imports, no work", limit_value=baseline_mb, ratio=peak_mb / baseline_mb,
-        notes=f"{size_gb * 1000 / seconds:,.0f} MB/s; streaming: memory does not grow with size",
-    ))
+    rows.append(
+        row(
+            "ingest",
+            f"peak memory, one {size_gb:.1f} GB video",
+            peak_mb,
+            "MB",
+            limit="same imports, no work",
+            limit_value=baseline_mb,
+            ratio=peak_mb / baseline_mb,
+            notes=f"{size_gb * 1000 / seconds:,.0f} MB/s; streams: memory does not grow with size",
+        )
+    )
     huge.unlink()
     return rows

@@ -20,11 +20,28 @@ def timed(func: Callable[[], object], repeat: int = 1) -> float:
     return best
 
 
-def row(benchmark: str, measure: str, value: float | None, unit: str, *, limit: str | None = None,
-        limit_value: float | None = None, ratio: float | None = None, notes: str = "") -> dict:
+def row(
+    benchmark: str,
+    measure: str,
+    value: float | None,
+    unit: str,
+    *,
+    limit: str | None = None,
+    limit_value: float | None = None,
+    ratio: float | None = None,
+    notes: str = "",
+) -> dict:
     """One result row in the runner's format."""
-    return {"benchmark": benchmark, "measure": measure, "value": value, "unit": unit,
-            "limit": limit, "limit_value": limit_value, "ratio": ratio, "notes": notes}
+    return {
+        "benchmark": benchmark,
+        "measure": measure,
+        "value": value,
+        "unit": unit,
+        "limit": limit,
+        "limit_value": limit_value,
+        "ratio": ratio,
+        "notes": notes,
+    }
 
 
 def have_ffmpeg() -> bool:
@@ -40,8 +57,9 @@ def python_peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, float
         "dt = time.perf_counter() - t\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, dt)\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper], check=True, capture_output=True,
-                         text=True, env=env).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper], check=True, capture_output=True, text=True, env=env
+    ).stdout.split()
     return float(out[-2]), float(out[-1])
 
 

@@ -58,12 +58,28 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("benchmark", "measure", "value", "unit", "limit / peer", "limit value", "ratio",
-                  "notes", title="dataprep benchmarks")
+    table = Table(
+        "benchmark",
+        "measure",
+        "value",
+        "unit",
+        "limit / peer",
+        "limit value",
+        "ratio",
+        "notes",
+        title="dataprep benchmarks",
+    )
     for row in rows:
-        table.add_row(row["benchmark"], row["measure"], _fmt(row.get("value")), row.get("unit", ""),
-                      row.get("limit") or "-", _fmt(row.get("limit_value")),
-                      _fmt(row.get("ratio")), row.get("notes", ""))
+        table.add_row(
+            row["benchmark"],
+            row["measure"],
+            _fmt(row.get("value")),
+            row.get("unit", ""),
+            row.get("limit") or "-",
+            _fmt(row.get("limit_value")),
+            _fmt(row.get("ratio")),
+            row.get("notes", ""),
+        )
     Console(width=200).print(table)
 
 
@@ -88,14 +104,24 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # noqa: BLE001 - report and go on with the other benchmarks
                 failures += 1
                 traceback.print_exc()
-                rows.append({"benchmark": name, "measure": "FAILED", "value": None, "unit": "",
-                             "limit": None, "limit_value": None, "ratio": None,
-                             "notes": "see the traceback above"})
+                rows.append(
+                    {
+                        "benchmark": name,
+                        "measure": "FAILED",
+                        "value": None,
+                        "unit": "",
+                        "limit": None,
+                        "limit_value": None,
+                        "ratio": None,
+                        "notes": "see the traceback above",
+                    }
+                )
             print(f"  {name}: {time.monotonic() - started:.1f}s", file=sys.stderr)
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "rows": rows},
-                                   indent=2, default=str))
+    args.out.write_text(
+        json.dumps({"machine": machine(), "quick": args.quick, "rows": rows}, indent=2, default=str)
+    )
     print(f"wrote {args.out}")
     return 1 if failures else 0
 

@@ -40,8 +40,10 @@ def generate_media(raw: Path, unseen: Path, per_class: int) -> None:
     """The example videos (seed 0) and a few unseen ones for predict (another seed)."""
     from dataprep.testing.gestures import GestureSpec, write_gesture_set
 
-    for folder, spec in ((raw, GestureSpec(per_class=per_class, seed=0)),
-                         (unseen, GestureSpec(per_class=1, seed=12345))):
+    for folder, spec in (
+        (raw, GestureSpec(per_class=per_class, seed=0)),
+        (unseen, GestureSpec(per_class=1, seed=12345)),
+    ):
         marker = folder / ".complete"
         if marker.exists():
             print(f"   {folder}: already generated")
@@ -62,10 +64,14 @@ def write_labelstudio_export(workspace: Path, raw: Path, path: Path) -> None:
     from dataprep.testing.labelstudio import ExportAnnotation, write_export
     from dataprep.workspace import open_workspace
 
-    media = [r for r in manifests.records(manifests.load(open_workspace(workspace), "media"))
-             if r["status"] == "ok"]
-    annotations = [ExportAnnotation(r["media_id"], choices=[Path(r["path"]).parent.name])
-                   for r in media]
+    media = [
+        r
+        for r in manifests.records(manifests.load(open_workspace(workspace), "media"))
+        if r["status"] == "ok"
+    ]
+    annotations = [
+        ExportAnnotation(r["media_id"], choices=[Path(r["path"]).parent.name]) for r in media
+    ]
     write_export(path, media, annotations, media_root=raw, with_media_id=False)
 
 
@@ -84,24 +90,43 @@ def main() -> None:
 
     print(f"== generate example gesture videos in {raw}")
     generate_media(raw, unseen, args.per_class)
-    step("init: create the workspace",
-         [*dataprep, "init", str(workspace), "--classes", ",".join(CLASSES), "--exist-ok"])
+    step(
+        "init: create the workspace",
+        [*dataprep, "init", str(workspace), "--classes", ",".join(CLASSES), "--exist-ok"],
+    )
     step("ingest: find media by content, hash, probe, dedupe", [*ws, "ingest", str(raw)])
-    step("frames: every frame, shorter side 32 px, JPEG",
-         [*ws, "frames", "--all", "--size", "32"])
-    step("preview: a contact sheet, originals next to augmented (light preset)",
-         [*ws, "preview", "--pipeline", "light", "--out", str(workspace / "preview.png")])
+    step("frames: every frame, shorter side 32 px, JPEG", [*ws, "frames", "--all", "--size", "32"])
+    step(
+        "preview: a contact sheet, originals next to augmented (light preset)",
+        [*ws, "preview", "--pipeline", "light", "--out", str(workspace / "preview.png")],
+    )
     export_json = workspace / "labelstudio-export.json"
     print(f"\n== write a Label Studio export of the annotations: {export_json}")
     write_labelstudio_export(workspace, raw, export_json)
-    step("labels import: annotations -> manifests/labels.parquet",
-         [*ws, "labels", "import", str(export_json)])
-    step("split: grouped by video, stratified by class, stable",
-         [*ws, "split", "--ratios", "0.7,0.15,0.15", "--seed", "0"])
+    step(
+        "labels import: annotations -> manifests/labels.parquet",
+        [*ws, "labels", "import", str(export_json)],
+    )
+    step(
+        "split: grouped by video, stratified by class, stable",
+        [*ws, "split", "--ratios", "0.7,0.15,0.15", "--seed", "0"],
+    )
     step("stats: per-channel mean/std of the train frames", [*ws, "stats"])
-    step("export: TFRecord SequenceExamples, clips of 8 frames",
-         [*ws, "export", "--unit", "clip", "--clip-len", "8", "--clip-stride", "8",
-          "--name", EXPORT_NAME])
+    step(
+        "export: TFRecord SequenceExamples, clips of 8 frames",
+        [
+            *ws,
+            "export",
+            "--unit",
+            "clip",
+            "--clip-len",
+            "8",
+            "--clip-stride",
+            "8",
+            "--name",
+            EXPORT_NAME,
+        ],
+    )
     run_dir = workspace / "runs" / RUN_NAME
     if (run_dir / "metrics.json").exists():
         print(f"\n== train-baseline: already trained ({run_dir})")
@@ -110,15 +135,38 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(run_dir)
-        step("train-baseline: CNN-LSTM (per-frame cnn-bn encoder -> LSTM)",
-             [*ws, "train-baseline", "--export", EXPORT_NAME, "--model", "cnn-lstm",
-              "--epochs", str(args.epochs), "--batch-size", "16", "--lr", "0.003",
-              "--patience", "6", "--seed", "0", "--run-name", RUN_NAME])
-    step("evaluate: metrics and plots on the test split",
-         [*ws, "evaluate", RUN_NAME, "--split", "test"])
+        step(
+            "train-baseline: CNN-LSTM (per-frame cnn-bn encoder -> LSTM)",
+            [
+                *ws,
+                "train-baseline",
+                "--export",
+                EXPORT_NAME,
+                "--model",
+                "cnn-lstm",
+                "--epochs",
+                str(args.epochs),
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.003",
+                "--patience",
+                "6",
+                "--seed",
+                "0",
+                "--run-name",
+                RUN_NAME,
+            ],
+        )
+    step(
+        "evaluate: metrics and plots on the test split",
+        [*ws, "evaluate", RUN_NAME, "--split", "test"],
+    )
     unseen_videos = sorted(str(p) for p in unseen.rglob("*.mp4"))
-    step("predict: videos the workspace has never seen",
-         [*ws, "predict", RUN_NAME, *unseen_videos, "--top-k", "2"])
+    step(
+        "predict: videos the workspace has never seen",
+        [*ws, "predict", RUN_NAME, *unseen_videos, "--top-k", "2"],
+    )
     step("info: every stage of the workspace", [*ws, "info"])
 
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -199,16 +199,21 @@ def write_textured_video(
     scene = np.zeros((canvas_h, canvas_w, 3), np.float32)
     for scale, weight in ((8, 120.0), (32, 60.0), (128, 30.0), (512, 12.0)):
         small = rng.random((max(2, canvas_h * scale // 2048), max(2, canvas_w * scale // 2048), 3))
-        scene += weight * cv2.resize(small.astype(np.float32), (canvas_w, canvas_h),
-                                     interpolation=cv2.INTER_CUBIC)
+        scene += weight * cv2.resize(
+            small.astype(np.float32), (canvas_w, canvas_h), interpolation=cv2.INTER_CUBIC
+        )
     scene = np.clip(scene, 0, 255).astype(np.uint8)
     n_frames = int(round(seconds * fps))
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "keyint_min": str(min(gop, 25)),
-                          "g": str(gop)}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "keyint_min": str(min(gop, 25)),
+            "g": str(gop),
+        }
         stream.codec_context.gop_size = gop
         for i in range(n_frames):
             x = int((canvas_w - width) * (0.5 + 0.5 * np.sin(i / 200.0)))
