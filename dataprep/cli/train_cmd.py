@@ -16,6 +16,7 @@ from dataprep.cli.common import (
     print_json,
     silence_native_logs,
 )
+from dataprep.cli.progress import progress_bar
 
 
 def _workspace_or_none(workspace: Path | None):
@@ -118,7 +119,8 @@ def train_baseline(
         if not json_output:
             console().print(line, markup=False, highlight=False, soft_wrap=True)
 
-    result = run(ws, options, log=log)
+    with progress_bar("epoch", "batches") as update:
+        result = run(ws, options, log=log, progress=update)
     if json_output:
         print_json(result.to_dict())
         return
@@ -143,7 +145,8 @@ def evaluate(
     """
     from dataprep.train.evaluate import evaluate_run
 
-    metrics = evaluate_run(_workspace_or_none(workspace), run, split=split)
+    with progress_bar(f"evaluate {split}", "examples") as update:
+        metrics = evaluate_run(_workspace_or_none(workspace), run, split=split, progress=update)
     if json_output:
         print_json(metrics)
         return
@@ -197,7 +200,10 @@ def predict(
     """
     from dataprep.train.predict import predict_paths
 
-    results = predict_paths(_workspace_or_none(workspace), run, paths, top_k=top_k)
+    with progress_bar("predict", "files") as update:
+        results = predict_paths(
+            _workspace_or_none(workspace), run, paths, top_k=top_k, progress=update
+        )
     if json_output:
         print_json(results)
         return

@@ -10,6 +10,7 @@ the class.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,11 @@ def load_run_model(run_dir: Path):
 
 
 def predict_split(
-    model, config: dict[str, Any], split: str, batch_size: int | None = None
+    model,
+    config: dict[str, Any],
+    split: str,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Runs the model over a split in export order.
 
@@ -86,10 +91,19 @@ def predict_split(
     batch = batch_size or settings["batch_size"]
     dataset = make_dataset(export_dir, split, settings, training=False, batch_size=batch)
     labels, probabilities = [], []
+    total = int(
+        json.loads((export_dir / "dataset_info.json").read_text())["splits"]
+        .get(split, {})
+        .get("examples", 0)
+    )
+    done = 0
     with naming_corrupt_shards(export_dir, split):
         for images, batch_labels in dataset:
             probabilities.append(np.asarray(model(images, training=False), dtype=np.float32))
             labels.append(np.asarray(batch_labels))
+            done += len(labels[-1])
+            if progress:
+                progress(done, total)
     if not labels:
         raise UsageError(f"split {split!r} of export {export_dir} has no examples")
     meta = split_meta(export_dir, split)
@@ -117,6 +131,7 @@ def evaluate_model(
     split: str,
     *,
     training: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Computes a split's metrics with ``model`` and writes them with the confusion plot.
 
@@ -126,7 +141,7 @@ def evaluate_model(
     from dataprep.train import reports
 
     class_names = config["export"]["class_names"]
-    labels, probabilities, meta = predict_split(model, config, split)
+    labels, probabilities, meta = predict_split(model, config, split, progress=progress)
     metrics = reports.compute_metrics(labels, probabilities, class_names, split=split)
     metrics["run_id"] = config["run_id"]
     metrics["model"] = config["resolved"]["model"]
@@ -150,7 +165,13 @@ def evaluate_model(
     return metrics
 
 
-def evaluate_run(workspace, run: str | Path, *, split: str = "test") -> dict[str, Any]:
+def evaluate_run(
+    workspace,
+    run: str | Path,
+    *,
+    split: str = "test",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Re-computes a run's metrics and plots on ``split`` (train, val or test).
 
     Returns:
@@ -168,7 +189,7 @@ def evaluate_run(workspace, run: str | Path, *, split: str = "test") -> dict[str
     config = read_run_config(run_dir)
     model = load_run_model(run_dir)
     previous = _previous_training(run_dir) if split == "test" else None
-    metrics = evaluate_model(model, run_dir, config, split, training=previous)
+    metrics = evaluate_model(model, run_dir, config, split, training=previous, progress=progress)
     suffix = "" if split == "test" else f"-{split}"
     metrics["files"] = {
         "metrics": str(run_dir / f"metrics{suffix}.json"),

@@ -247,10 +247,19 @@ def make_dataset(
 
 
 class EpochReporter:
-    """Keras callback factory: prints one line per epoch and records throughput."""
+    """Keras callback factory: prints one line per epoch and records throughput.
+
+    ``progress(batches done, batches per epoch)``, when given, is called after every batch.
+    """
 
     def __new__(
-        cls, log: Callable[[str], None], examples: int, frames_per_example: int, epochs: int
+        cls,
+        log: Callable[[str], None],
+        examples: int,
+        frames_per_example: int,
+        epochs: int,
+        progress: Callable[[int, int], None] | None = None,
+        batches: int = 0,
     ):
         import keras
 
@@ -262,6 +271,10 @@ class EpochReporter:
             def on_epoch_begin(self, epoch, logs=None):
                 self._start = time.perf_counter()
                 self._train_end = None
+
+            def on_train_batch_end(self, batch, logs=None):
+                if progress:
+                    progress(batch + 1, batches)
 
             def on_test_begin(self, logs=None):
                 if self._train_end is None:
@@ -301,6 +314,7 @@ def train_baseline(
     *,
     log: Callable[[str], None] = print,
     runs_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Trains ``options.model`` on ``options.export`` and writes the run folder.
 
@@ -311,6 +325,7 @@ def train_baseline(
         options: the command's options.
         log: where progress lines go (devices, model summary, one line per epoch).
         runs_dir: where runs go (default ``<workspace>/runs``).
+        progress: called with (batches done, batches per epoch) during each epoch.
 
     Returns:
         The run's id, folder, test metrics, history and throughput.
@@ -349,6 +364,7 @@ def train_baseline(
             started,
             evaluate,
             reports,
+            progress,
         )
     except BaseException:
         _remove_if_unstarted(run_dir)
@@ -371,7 +387,18 @@ def _remove_if_unstarted(run_dir: Path) -> None:
 
 
 def _train(
-    workspace, options, settings, info, export_dir, run_dir, setup, log, started, evaluate, reports
+    workspace,
+    options,
+    settings,
+    info,
+    export_dir,
+    run_dir,
+    setup,
+    log,
+    started,
+    evaluate,
+    reports,
+    progress=None,
 ) -> TrainResult:
     import keras
 
@@ -435,7 +462,14 @@ def _train(
 
     train_ds = make_dataset(export_dir, "train", settings, training=True, batch_size=global_batch)
     val_ds = make_dataset(export_dir, "val", settings, training=False, batch_size=global_batch)
-    reporter = EpochReporter(log, train_examples, frames_per_example, settings["epochs"])
+    reporter = EpochReporter(
+        log,
+        train_examples,
+        frames_per_example,
+        settings["epochs"],
+        progress=progress,
+        batches=-(-train_examples // global_batch),
+    )
     checkpoint = run_dir / RUN_FILES["checkpoint"]
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     stopper = keras.callbacks.EarlyStopping(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,13 @@ def _top(probabilities: np.ndarray, class_names: list[str], k: int) -> list[tupl
 
 
 def predict_paths(
-    workspace, run: str | Path, paths: list[Path], *, top_k: int = 3, batch_size: int | None = None
+    workspace,
+    run: str | Path,
+    paths: list[Path],
+    *,
+    top_k: int = 3,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Classifies each file with a run's model.
 
@@ -179,7 +186,9 @@ def predict_paths(
     class_names = list(config["export"]["class_names"])
     model = load_run_model(run_dir)
     results = []
-    for path in paths:
+    if progress:
+        progress(0, len(paths))
+    for position, path in enumerate(paths, 1):
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"{path}: no such file; pass videos or images to classify")
@@ -222,4 +231,6 @@ def predict_paths(
                 ],
             }
         )
+        if progress:
+            progress(position, len(paths))
     return results
