@@ -211,7 +211,8 @@ def predict(
     for item in results:
         top = ", ".join(f"{name} {p:.3f}" for name, p in item["top_k"])
         out.print(
-            f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}s)",
+            f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}"
+            f"{'' if len(item['clips']) == 1 else 's'})",
             markup=False,
             highlight=False,
             soft_wrap=True,
