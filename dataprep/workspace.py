@@ -99,9 +99,18 @@ class Workspace:
             handle.truncate()
             handle.write(f"dataprep pid {os.getpid()}")
             handle.flush()
+            self._remove_stale_temporaries()
             yield
         finally:
             handle.close()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Deletes half-written manifest files left by a killed run (we hold the lock, so no
+        other process is writing them)."""
+        for folder in (self.manifests, self.state_dir, self.state_dir / "stages"):
+            for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
 
 def init_workspace(
