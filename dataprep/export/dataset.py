@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from dataprep import __version__
 from dataprep.atomic import atomic_write_text
-from dataprep.errors import DataprepError, UsageError
+from dataprep.errors import UsageError
 from dataprep.export.selection import SPLITS, Example, Selection, frame_file, select
 from dataprep.export.shards import image_info, parse_bytes, read_ahead
 from dataprep.stages import record_stage
@@ -412,32 +412,27 @@ def _sizes(images: Counter) -> dict[str, int]:
 def _augmentation(workspace: Workspace, selection: Selection) -> dict | None:
     """The albumentations dict of the pipeline that made the augmented frames in the export.
 
-    The pipeline is the one the last ``dataprep augment`` run recorded (else ``[augment]
-    pipeline``), checked against the fingerprint stored on the augmented frame rows; when they
-    do not match, the fingerprints are given instead of a pipeline that did not make the frames.
+    That is the pipeline the last ``dataprep augment`` run saved, when its fingerprint is the one
+    on the augmented frame rows; otherwise the rows' fingerprints are given instead of a pipeline
+    that did not make the frames.
     """
     used = any(f.augmented for e in selection.examples["train"] for f in e.frames)
     if not used:
         return None
     from dataprep import manifests
-    from dataprep.augment import load_pipeline, pipeline_fingerprint, pipeline_to_dict
-    from dataprep.stages import load_stage
+    from dataprep.augment import materialized_pipeline
 
+    pipeline = materialized_pipeline(workspace)
+    if pipeline is not None:
+        return pipeline
     frames = manifests.load(workspace, "frames")
-    made_by = sorted(set(frames.loc[frames["augmented"].astype(bool), "fingerprint"]))
-    record = (load_stage(workspace, "augment") or {}).get("settings", {})
-    spec = record.get("pipeline") or workspace.config.augment.pipeline
-    seed = record.get("seed", workspace.config.augment.seed)
-    try:
-        pipeline = load_pipeline(spec)
-    except DataprepError:
-        pipeline = None
-    if pipeline is not None and made_by == [pipeline_fingerprint(pipeline, seed)]:
-        return pipeline_to_dict(pipeline)
     return {
         "pipeline": None,
-        "frame_fingerprints": made_by,
-        "note": f"the augmented frames were not made by pipeline {spec!r} (seed {seed})",
+        "frame_fingerprints": sorted(
+            set(frames.loc[frames["augmented"].astype(bool), "fingerprint"])
+        ),
+        "note": "the augmented frames were not made by the pipeline the last `dataprep augment` "
+        "run recorded",
     }
 
 
