@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import have_ffmpeg, row
+from common import have_ffmpeg, row, timed
 
 REPEAT = 3
 GOP = 60  # key frame every 2 s at 30 fps, as camera and streaming encoders do
@@ -40,15 +40,6 @@ PUBLISHED_RATES = {
     "HueSaturationValue": 597.0,
     "GaussianBlur": 943.0,
 }
-
-
-def _best(func, repeat: int = REPEAT) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def _video(workdir: Path, name: str, seconds: float, gop: int) -> Path:
@@ -135,10 +126,10 @@ def _fps_rows(workdir: Path, video: Path, threads: int) -> list[dict]:
     # Interleave the contenders so that load changes on a shared machine hit all of them.
     times = {"ffmpeg": [], "decode": [], "cli": [], "lib": []}
     for _ in range(REPEAT):
-        times["decode"].append(_best(ffmpeg_decode, 1))
-        times["ffmpeg"].append(_best(ffmpeg_extract, 1))
-        times["cli"].append(_best(ours_cli, 1))
-        times["lib"].append(_best(ours_library, 1))
+        times["decode"].append(timed(ffmpeg_decode, 1))
+        times["ffmpeg"].append(timed(ffmpeg_extract, 1))
+        times["cli"].append(timed(ours_cli, 1))
+        times["lib"].append(timed(ours_library, 1))
     best = {k: min(v) for k, v in times.items()}
     n_ours = len(list((workspace.frames_dir).rglob("*.jpg")))
     n_ffmpeg = len(list(out.glob("*.jpg")))
@@ -210,10 +201,10 @@ def _count_rows(workdir: Path, video: Path, threads: int) -> list[dict]:
 
     times = {"ours": [], "pyav": [], "ffmpeg": []}
     for _ in range(REPEAT):
-        times["ours"].append(_best(ours, 1))
-        times["pyav"].append(_best(pyav_full, 1))
+        times["ours"].append(timed(ours, 1))
+        times["pyav"].append(timed(pyav_full, 1))
         if have_ffmpeg():
-            times["ffmpeg"].append(_best(ffmpeg_decode, 1))
+            times["ffmpeg"].append(timed(ffmpeg_decode, 1))
     best = {k: min(v) for k, v in times.items() if v}
     with av.open(str(video)) as container:
         stream = container.streams.video[0]

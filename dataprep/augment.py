@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -540,11 +539,6 @@ def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
 
 
 def _map_media(works: list[_MediaWork], jobs: int | None):
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(works) <= 1:
-        yield from map(_augment_media, works)
-        return
-    from dataprep.parallel import process_pool
+    from dataprep.parallel import map_items
 
-    with process_pool(jobs) as pool:
-        yield from pool.map(_augment_media, works)
+    return map_items(_augment_media, works, jobs)

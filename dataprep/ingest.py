@@ -231,13 +231,10 @@ def _worth_a_pool(todo: list[Candidate]) -> bool:
 
 
 def _inspect_all(todo: list[Candidate], jobs: int) -> Iterator[dict[str, Any]]:
-    if jobs <= 1 or len(todo) <= 1 or not _worth_a_pool(todo):
-        yield from map(inspect_file, todo)
-        return
-    from dataprep.parallel import process_pool
+    from dataprep.parallel import map_items
 
-    with process_pool(min(jobs, len(todo))) as pool:  # workers die with this process
-        yield from pool.map(inspect_file, todo, chunksize=1 if len(todo) < 64 else 4)
+    jobs = jobs if _worth_a_pool(todo) else 1
+    return map_items(inspect_file, todo, jobs, chunksize=1 if len(todo) < 64 else 4)
 
 
 def ingest(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 WATCH_SECONDS = 0.5
@@ -40,6 +40,17 @@ def process_pool(jobs: int, initializer: Callable | None = None, initargs: tuple
         initializer=_init,
         initargs=(os.getpid(), initializer, initargs),
     )
+
+
+def map_items(func: Callable, items: list, jobs: int | None, *, chunksize: int = 1) -> Iterator:
+    """``func`` over ``items`` in order: in this process when one job (or item) is enough,
+    else over a :func:`process_pool` of ``min(jobs, len(items))`` workers."""
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(items) <= 1:
+        yield from map(func, items)
+        return
+    with process_pool(min(jobs, len(items))) as pool:
+        yield from pool.map(func, items, chunksize=chunksize)
 
 
 def context():

@@ -93,13 +93,22 @@ def load_stage(workspace: Workspace, stage: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def stale_inputs(workspace: Workspace, record: dict[str, Any]) -> list[str]:
-    """Inputs of a recorded run that changed since (or appeared/disappeared)."""
-    return [
-        name
-        for name, fingerprint in record.get("inputs", {}).items()
-        if file_fingerprint(workspace.manifests / name) != fingerprint
-    ]
+def stale_inputs(
+    workspace: Workspace, record: dict[str, Any], current: dict[str, str | None] | None = None
+) -> list[str]:
+    """Inputs of a recorded run that changed since (or appeared/disappeared).
+
+    ``current`` caches the fingerprints of this moment, so that several records reading the
+    same manifest hash it once.
+    """
+    current = {} if current is None else current
+    changed = []
+    for name, fingerprint in record.get("inputs", {}).items():
+        if name not in current:
+            current[name] = file_fingerprint(workspace.manifests / name)
+        if current[name] != fingerprint:
+            changed.append(name)
+    return changed
 
 
 def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
@@ -109,12 +118,13 @@ def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
         p.stem for p in (workspace.state_dir / "stages").glob("*.json") if p.stem not in STAGE_ORDER
     )
     stale_stages: set[str] = set()
+    current: dict[str, str | None] = {}
     for stage in names:
         record = load_stage(workspace, stage)
         if record is None:
             overview.append({"stage": stage, "ran": False})
             continue
-        changed = stale_inputs(workspace, record)
+        changed = stale_inputs(workspace, record, current)
         upstream = sorted(
             producer
             for name in record.get("inputs", {})

@@ -179,14 +179,9 @@ def _frames_fingerprints(workspace: Workspace) -> list[str]:
 
 
 def _map_chunks(chunks: list[list[str]], jobs: int | None):
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(chunks) <= 1:
-        yield from map(_chunk_sums, chunks)
-        return
-    from dataprep.parallel import process_pool
+    from dataprep.parallel import map_items
 
-    with process_pool(jobs) as pool:
-        yield from pool.map(_chunk_sums, chunks)
+    return map_items(_chunk_sums, chunks, jobs)
 
 
 def load_stats(workspace: Workspace) -> dict[str, Any] | None:

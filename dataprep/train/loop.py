@@ -97,15 +97,6 @@ def resolve_export(workspace, export: str) -> Path:
     )
 
 
-def read_dataset_info(export_dir: Path) -> dict[str, Any]:
-    """Reads ``dataset_info.json`` of an export."""
-    path = Path(export_dir) / "dataset_info.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: cannot be read ({exc}); re-run `dataprep export`") from None
-
-
 def _split_examples(info: dict[str, Any], split: str) -> int:
     return int(((info.get("splits") or {}).get(split) or {}).get("examples") or 0)
 
@@ -343,7 +334,9 @@ def train_baseline(
             "train-baseline writes runs/<run_id>/ inside a workspace; run it in one or pass -w DIR"
         )
     export_dir = resolve_export(workspace, options.export)
-    info = read_dataset_info(export_dir)
+    from dataprep.data import read_info
+
+    info = read_info(export_dir)
     settings = resolve_options(options, workspace, info)
     _check_backend("train-baseline")
     setup = setup_devices(
