@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,7 +20,8 @@ LabelType = Literal["classification", "segments", "boxes"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: inf and nan are refused for every float key and option.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ProjectConfig(_Section):
@@ -31,10 +32,13 @@ class ProjectConfig(_Section):
     @field_validator("classes")
     @classmethod
     def _unique_classes(cls, value: list[str]) -> list[str]:
+        from dataprep.safepath import class_name_problem
+
         seen = set()
         for name in value:
-            if not name.strip():
-                raise ValueError("class names must not be empty")
+            problem = class_name_problem(name)
+            if problem:
+                raise ValueError(f"class name {name!r} {problem}")
             if name in seen:
                 raise ValueError(f"class {name!r} is listed twice")
             seen.add(name)
@@ -177,6 +181,60 @@ def validate_config(data: dict, source: str = CONFIG_NAME) -> Config:
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"{source}: {problems}") from None
+
+
+def effective(
+    config: Config,
+    section: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, str] | None = None,
+    source: str = CONFIG_NAME,
+):
+    """The effective settings of a command: ``[section]`` of the config with the command's
+    overrides (those not None) applied, validated together by the section's model.
+
+    This is the one place option values are checked; commands do not repeat the bounds.
+
+    Args:
+        config: the workspace's validated config.
+        section: the ``dataprep.toml`` section (``"frames"``, ``"export"``...).
+        overrides: values given on the command line (or by a library caller); None = not given.
+        flags: the option spelling of a key when it differs from ``--key-with-dashes``.
+        source: the config file's name for messages.
+
+    Raises:
+        UsageError: naming ``--option`` when the bad value came from the command line, and the
+            file, ``[section]`` and key when it came from the file.
+    """
+    from dataprep.errors import UsageError
+
+    base = getattr(config, section)
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = set(given) - set(type(base).model_fields)
+    if unknown:
+        raise TypeError(f"[{section}] has no key {sorted(unknown)[0]!r}")
+    merged = {**base.model_dump(), **given}
+    try:
+        return type(base).model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        message = _problem(error)
+        if key in given:
+            flag = (flags or {}).get(key, "--" + key.replace("_", "-"))
+            raise UsageError(f"{flag} {given[key]!r}: {message}") from None
+        place = f"[{section}] {key}" if key else f"[{section}]"
+        raise ConfigError(
+            f"{source}: {place} = {merged.get(key)!r}: {message}; fix it in the file or "
+            "override it on the command line"
+        ) from None
+
+
+def _problem(error: dict) -> str:
+    if error["type"] == "literal_error":
+        return f"not allowed; use one of {error.get('ctx', {}).get('expected', '')}"
+    return error["msg"].removeprefix("Value error, ")
 
 
 def load_config(path: Path) -> Config:

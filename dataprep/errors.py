@@ -46,3 +46,25 @@ class ManifestError(DataprepError):
 
 class MediaError(DataprepError):
     """A media file cannot be read or decoded."""
+
+
+def os_error_message(path: object, exc: OSError, action: str = "write") -> str:
+    """One line for an OSError on ``path``: disk full, permissions, or the OS's own words."""
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"{path}: cannot {action}: the disk is full; free some space and rerun the command "
+            "(finished work is kept and the rerun resumes)"
+        )
+    if exc.errno == errno.EDQUOT:
+        return f"{path}: cannot {action}: disk quota exceeded; free some space and rerun"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{path}: cannot {action}: permission denied; check the folder's permissions"
+    if exc.errno == errno.EROFS:
+        return f"{path}: cannot {action}: the file system is read-only"
+    return f"{path}: cannot {action}: {exc.strerror or exc}"
+
+
+class DiskError(DataprepError):
+    """A file could not be written (disk full, permissions); finished work is kept."""

@@ -9,13 +9,13 @@ is reported as stale.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from dataprep import __version__
 from dataprep.atomic import atomic_write_text
+from dataprep.hashing import file_fingerprint, settings_fingerprint  # noqa: F401 - re-exported
 from dataprep.workspace import Workspace
 
 # Which manifests (or files under manifests/) each stage reads.
@@ -37,24 +37,6 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
     "splits.parquet": ("split",),
     "stats.json": ("stats",),
 }
-
-
-def file_fingerprint(path: Path) -> str | None:
-    """SHA-256 (16 hex digits) of a file's bytes, or None when it does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def settings_fingerprint(settings: dict[str, Any]) -> str:
-    """A stable fingerprint of a settings mapping."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _path(workspace: Workspace, stage: str) -> Path:
@@ -114,15 +96,21 @@ def stale_inputs(
 def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
     """For each stage: whether it ran, when, settings, counts, failures and staleness."""
     overview = []
+    folder = workspace.state_dir / "stages"
     names = list(STAGE_ORDER) + sorted(
-        p.stem for p in (workspace.state_dir / "stages").glob("*.json") if p.stem not in STAGE_ORDER
+        {p.stem for p in [*folder.glob("*.json"), *folder.glob("*.running")]} - set(STAGE_ORDER)
     )
     stale_stages: set[str] = set()
     current: dict[str, str | None] = {}
+    from dataprep.stage import interrupted
+
     for stage in names:
         record = load_stage(workspace, stage)
+        unfinished = interrupted(workspace, stage)
         if record is None:
-            overview.append({"stage": stage, "ran": False})
+            overview.append({"stage": stage, "ran": False, "interrupted": unfinished is not None})
+            if unfinished is not None:
+                stale_stages.add(stage)
             continue
         changed = stale_inputs(workspace, record, current)
         upstream = sorted(
@@ -131,7 +119,7 @@ def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
             for producer in PRODUCERS.get(name, ())
             if producer in stale_stages and producer != stage
         )
-        if changed or upstream:
+        if changed or upstream or unfinished is not None:
             stale_stages.add(stage)
         overview.append(
             {
@@ -142,6 +130,7 @@ def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
                 "counts": record["counts"],
                 "failures": len(record["failures"]),
                 "stale": bool(changed or upstream),
+                "interrupted": unfinished is not None,
                 "changed_inputs": changed,
                 "stale_upstream": upstream,
             }

@@ -40,11 +40,15 @@ def _print_stages(stages: list[dict]) -> None:
         "stage", "state", "finished", "counts", "settings", title="stages", title_justify="left"
     )
     for stage in stages:
+        interrupted = "[red]interrupted[/] (a run did not finish; rerun it to finish the job)"
         if not stage["ran"]:
-            table.add_row(stage["stage"], "[dim]not run[/]", "", "", "")
+            state = interrupted if stage.get("interrupted") else "[dim]not run[/]"
+            table.add_row(stage["stage"], state, "", "", "")
             continue
         state = "ok"
-        if stage["stale"]:
+        if stage.get("interrupted"):
+            state = interrupted
+        elif stage["stale"]:
             why = [f"{name} changed" for name in stage["changed_inputs"]]
             why += [f"{name} is stale" for name in stage.get("stale_upstream", [])]
             state = f"[yellow]stale[/] ({'; '.join(why)})"

@@ -1,0 +1,162 @@
+"""The one skeleton every writing stage follows.
+
+::
+
+    with run_stage(workspace, "frames", on_error=on_error) as run:   # lock + "running" marker
+        plan = ...                                                    # what is left to do
+        for result in work(plan):                                     # per item
+            if result failed:
+                run.item_failed(item_id, reason)   # recorded; raises ItemFailed under "fail"
+            ...commit the item...
+            if run.checkpoint_due():
+                save manifests                     # a kill loses at most the items in flight
+        save manifests
+        run.finish(settings=..., counts=...)      # stage record, marker removed
+
+* **One per-item error policy.** ``on_error="skip"`` records a failed item (file, media, shard)
+  and goes on; ``"fail"`` stops at the first one, after the items committed so far were saved by
+  the stage (the caller's ``finally`` or checkpoint). The same words on every command
+  (``--on-error fail|skip``); the policy is written into the stage record.
+* **Interrupted is visible.** Entering the context writes ``.dataprep/stages/<stage>.running``
+  (pid, start time). :meth:`StageRun.finish` writes the record and removes the marker; a run that
+  raised after it changed something, or was killed, leaves the marker, and ``dataprep info``
+  reports the stage as interrupted until a rerun finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dataprep.atomic import atomic_write_text
+from dataprep.errors import DataprepError, UsageError
+from dataprep.workspace import Workspace
+
+OnError = Literal["fail", "skip"]
+ON_ERROR_CHOICES: tuple[str, ...] = ("fail", "skip")
+ENV_CHECKPOINT = "DATAPREP_CHECKPOINT_SECONDS"
+
+
+class ItemFailed(DataprepError):
+    """One item failed under ``--on-error fail``; the items before it are kept."""
+
+
+def checkpoint_seconds() -> float:
+    """Seconds between checkpoints of a long stage (env ``DATAPREP_CHECKPOINT_SECONDS``, 5)."""
+    return float(os.environ.get(ENV_CHECKPOINT, "5"))
+
+
+def check_on_error(value: str) -> OnError:
+    """Validates an ``--on-error`` value."""
+    if value not in ON_ERROR_CHOICES:
+        raise UsageError(f"--on-error {value!r} is not allowed; use fail or skip")
+    return value  # type: ignore[return-value]
+
+
+def running_marker(workspace: Workspace, stage: str):
+    return workspace.state_dir / "stages" / f"{stage}.running"
+
+
+def interrupted(workspace: Workspace, stage: str) -> dict[str, Any] | None:
+    """The marker of a run of ``stage`` that started and did not finish, or None."""
+    path = running_marker(workspace, stage)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"stage": stage}
+
+
+@dataclass
+class StageRun:
+    """A stage in progress: its error policy, failures, checkpoint clock and record."""
+
+    workspace: Workspace
+    stage: str
+    on_error: OnError = "skip"
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    checkpoint_s: float = field(default_factory=checkpoint_seconds)
+    changed: bool = False
+    finished: bool = False
+    _last_checkpoint: float = field(default_factory=time.monotonic)
+
+    def mark_changed(self) -> None:
+        """Notes that the workspace was modified (an interruption from now on is reported)."""
+        self.changed = True
+
+    def item_failed(self, item: str, reason: str, **extra: Any) -> None:
+        """Records that ``item`` failed with ``reason``.
+
+        Raises:
+            ItemFailed: under ``on_error="fail"``, naming the item, after recording it.
+        """
+        self.failures.append({"item": item, "error": reason, **extra})
+        if self.on_error == "fail":
+            raise ItemFailed(
+                f"{item}: {reason}; fix or remove it, or pass --on-error skip to record it "
+                "and go on (the items before it are kept)"
+            )
+
+    def checkpoint_due(self) -> bool:
+        """True (and the clock restarts) when the last checkpoint is older than the interval."""
+        now = time.monotonic()
+        if now - self._last_checkpoint >= self.checkpoint_s:
+            self._last_checkpoint = now
+            return True
+        return False
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def finish(
+        self,
+        *,
+        settings: dict[str, Any],
+        counts: dict[str, Any],
+        inputs: tuple[str, ...] | None = None,
+    ) -> dict[str, Any]:
+        """Writes the stage record (with the error policy) and clears the running marker."""
+        from dataprep.stages import record_stage
+
+        record = record_stage(
+            self.workspace,
+            self.stage,
+            settings={**settings, "on_error": self.on_error},
+            counts=counts,
+            failures=self.failures,
+            inputs=inputs,
+        )
+        self.finished = True
+        with contextlib.suppress(FileNotFoundError):
+            running_marker(self.workspace, self.stage).unlink()
+        return record
+
+
+@contextlib.contextmanager
+def run_stage(
+    workspace: Workspace, stage: str, *, on_error: str = "skip", lock: bool = True
+) -> Iterator[StageRun]:
+    """Runs the body as stage ``stage`` under the workspace lock (see the module docstring)."""
+    run = StageRun(workspace, stage, check_on_error(on_error))
+    with workspace.lock() if lock else contextlib.nullcontext():
+        marker = running_marker(workspace, stage)
+        previous = marker.exists()
+        started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        atomic_write_text(
+            marker, json.dumps({"stage": stage, "pid": os.getpid(), "started_at": started_at})
+        )
+        try:
+            yield run
+        finally:
+            if not run.finished and not run.changed and not previous:
+                with contextlib.suppress(FileNotFoundError):
+                    marker.unlink()
