@@ -49,6 +49,9 @@ class IngestConfig(_Section):
     mode: Literal["copy", "link", "reference"] = "reference"
     recursive: bool = True
     label_from_dir: bool = False
+    # images (and video frames) above this many pixels are refused from their header, before
+    # decoding: a 1 MB PNG can claim 20000x20000 (1.6 GB decoded)
+    max_pixels: int = Field(100_000_000, ge=1)
 
 
 class FramesConfig(_Section):
@@ -100,6 +103,14 @@ class ExportConfig(_Section):
     compression: Literal["none", "gzip"] = "none"
     unlabelled: Literal["drop", "background"] = "drop"
 
+    @field_validator("shard_size")
+    @classmethod
+    def _shard_size(cls, value: str) -> str:
+        from dataprep.export.shards import parse_bytes
+
+        parse_bytes(value)  # ValueError: "not a size; ..." / "too small; ..."
+        return value
+
 
 class LabelStudioConfig(_Section):
     url: str = "http://localhost:8080"
@@ -124,6 +135,24 @@ class TrainConfig(_Section):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
 
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError("too small; use 8 or more (or 0 for the export's size)")
+        return value
+
+
+class EngineConfig(_Section):
+    """Where per-item work runs (``--engine``); see docs/scaling.md."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = ""  # ray: "" starts a Ray instance on this machine; "auto" or ray://host:10001
+    num_cpus: float = Field(1.0, gt=0)  # ray: CPUs reserved per task
+    memory_mb: int = Field(0, ge=0)  # ray: memory reserved per task (0: none)
+    max_in_flight: int = Field(0, ge=0)  # ray: tasks submitted at once (0: 2 x cluster CPUs)
+    ship_package: bool = False  # ray: upload this dataprep to workers (runtime_env py_modules)
+
 
 class Config(_Section):
     """The whole ``dataprep.toml``."""
@@ -136,6 +165,7 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     labelstudio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
@@ -221,19 +251,21 @@ def effective(
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         message = _problem(error)
+        joint = " is " if error["type"] == "literal_error" else ": "
         if key in given:
             flag = (flags or {}).get(key, "--" + key.replace("_", "-"))
-            raise UsageError(f"{flag} {given[key]!r}: {message}") from None
+            raise UsageError(f"{flag} {given[key]!r}{joint}{message}") from None
         place = f"[{section}] {key}" if key else f"[{section}]"
         raise ConfigError(
-            f"{source}: {place} = {merged.get(key)!r}: {message}; fix it in the file or "
+            f"{source}: {place} = {merged.get(key)!r}{joint}{message}; fix it in the file or "
             "override it on the command line"
         ) from None
 
 
 def _problem(error: dict) -> str:
     if error["type"] == "literal_error":
-        return f"not allowed; use one of {error.get('ctx', {}).get('expected', '')}"
+        allowed = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        return f"not allowed; use one of {allowed}"
     return error["msg"].removeprefix("Value error, ")
 
 

@@ -104,6 +104,7 @@ def test_reference_cnn_has_79626_parameters_at_32x32x3_and_10_classes():
     ]
 
 
+@pytest.mark.slow
 def test_cnn_lstm_masks_zero_padding_and_its_encoder_sees_position(tmp_path):
     import keras
 
@@ -153,6 +154,7 @@ def test_unknown_model_and_wrong_rank_are_refused():
 # ----------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_cnn_lstm_run_writes_every_output(gesture_ws, lstm_run):
     result, lines = lstm_run
     run_dir = result.run_dir
@@ -195,6 +197,7 @@ def test_cnn_lstm_run_writes_every_output(gesture_ws, lstm_run):
     assert "--seed 0" in config["command"]
 
 
+@pytest.mark.slow
 def test_predict_gives_the_probabilities_evaluate_gives_for_the_same_clip(
     gesture_ws, lstm_run, tmp_path
 ):
@@ -220,6 +223,7 @@ def test_predict_gives_the_probabilities_evaluate_gives_for_the_same_clip(
     assert len(result["top_k"]) == 2
 
 
+@pytest.mark.slow
 def test_predict_cuts_long_videos_into_the_exports_clips(gesture_ws, lstm_run, tmp_path):
     from dataprep.testing.media import write_video
     from dataprep.train.predict import predict_paths
@@ -239,6 +243,7 @@ def test_predict_cuts_long_videos_into_the_exports_clips(gesture_ws, lstm_run, t
     assert short_result["clips"][0]["end_frame"] == 4  # padded to 8, 5 real frames
 
 
+@pytest.mark.slow
 def test_frame_model_run_reports_majority_vote_and_evaluates_other_splits(gesture_ws, cnn_run):
     from dataprep.train.evaluate import evaluate_run
 
@@ -262,6 +267,7 @@ def test_frame_model_run_reports_majority_vote_and_evaluates_other_splits(gestur
     assert again["training"]["epochs_run"] == 1  # kept from training
 
 
+@pytest.mark.slow
 def test_seeded_runs_on_cpu_repeat_exactly_and_config_reproduces_them(gesture_ws, cnn_run):
     from dataprep.train.evaluate import load_run_model
     from dataprep.train.loop import options_from_config, train_baseline
@@ -279,6 +285,7 @@ def test_seeded_runs_on_cpu_repeat_exactly_and_config_reproduces_them(gesture_ws
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_options_that_do_not_fit_the_export_are_refused(gesture_ws):
     from dataprep.errors import UsageError
     from dataprep.train.loop import TrainOptions, train_baseline
@@ -298,9 +305,43 @@ def test_options_that_do_not_fit_the_export_are_refused(gesture_ws):
     assert not (gesture_ws.runs_dir / "bad").exists()
 
 
+def test_bad_train_values_name_the_option_or_the_config_key(tmp_path):
+    from dataprep.config import validate_config
+    from dataprep.errors import ConfigError, UsageError
+    from dataprep.train.options import TrainOptions, resolve_options
+
+    class Workspace:  # resolve_options reads only .config
+        def __init__(self, train):
+            self.config = validate_config({"train": train})
+
+    info = {
+        "name": "frames",
+        "unit": "frame",
+        "image": {"height": 32, "width": 32, "channels": 3},
+        "splits": {s: {"examples": 4} for s in ("train", "val", "test")},
+    }
+    settings = resolve_options(TrainOptions(export="frames", epochs=3), Workspace({}), info)
+    assert (settings.epochs, settings.model, settings.input_shape) == (3, "cnn-bn", (32, 32, 3))
+    with pytest.raises(Exception, match="frozen|cannot assign"):
+        settings.epochs = 4
+    ws = Workspace({"epochs": 7})
+    for options, message in [
+        (TrainOptions(export="frames", epochs=0), "--epochs 0"),
+        (TrainOptions(export="frames", lr=float("nan")), "--lr nan"),
+        (TrainOptions(export="frames", image_size=4), "--image-size 4: too small"),
+        (TrainOptions(export="frames", model="resnet"), "--model 'resnet'.*cnn, cnn-bn"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            resolve_options(options, ws, info)
+    # a bad value in dataprep.toml names the file's section and key, never a flag
+    with pytest.raises(ConfigError, match=r"dataprep.toml: \[train\] batch_size"):
+        Workspace({"batch_size": 0})
+
+
 # ---------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path):
     from typer.testing import CliRunner
 
@@ -374,6 +415,7 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     assert result.exit_code == 2 and "no such file" in result.output
 
 
+@pytest.mark.slow
 def test_cli_names_a_bit_flipped_shard_in_train_baseline_and_evaluate(gesture_ws, cnn_run):
     from typer.testing import CliRunner
 
@@ -491,6 +533,7 @@ TORCH_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
 def test_models_train_on_the_torch_backend_from_the_numpy_reader(gesture_ws):
     env = {**os.environ, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}

@@ -40,18 +40,18 @@ def train_baseline(
     model: Annotated[
         str | None, typer.Option("--model", help="cnn, cnn-bn or cnn-lstm (default: [train]).")
     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Most epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Most epochs.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Batch size per device.")
+        int | None, typer.Option("--batch-size", help="Batch size per device.")
     ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", min=0.0, help="Learning rate.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
     image_size: Annotated[
         int | None,
-        typer.Option("--image-size", min=8, help="Resize frames to SxS (default: export size)."),
+        typer.Option("--image-size", help="Resize frames to SxS (default: export size)."),
     ] = None,
     clip_len: Annotated[
         int | None,
-        typer.Option("--clip-len", min=1, help="Frames per clip (<= the export's clip length)."),
+        typer.Option("--clip-len", help="Frames per clip (<= the export's clip length)."),
     ] = None,
     augment: Annotated[
         str | None,
@@ -72,7 +72,7 @@ def train_baseline(
     ] = None,
     patience: Annotated[
         int | None,
-        typer.Option("--patience", min=1, help="Early stopping: epochs without val_loss gain."),
+        typer.Option("--patience", help="Early stopping: epochs without val_loss gain."),
     ] = None,
     from_config: Annotated[
         Path | None,
@@ -89,6 +89,8 @@ def train_baseline(
 
     Example: `dataprep train-baseline --export gestures-clips --model cnn-lstm --seed 0`
     """
+    from dataclasses import asdict
+
     from dataprep.errors import UsageError
     from dataprep.train.loop import TrainOptions, options_from_config
     from dataprep.train.loop import train_baseline as run
@@ -122,7 +124,7 @@ def train_baseline(
     with progress_bar("epoch", "batches") as update:
         result = run(ws, options, log=log, progress=update)
     if json_output:
-        print_json(result.to_dict())
+        print_json(asdict(result))
         return
     console().print(f"test_accuracy {result.metrics['test_accuracy']:.4f}")
     for key in ("curves", "confusion", "model", "metrics"):

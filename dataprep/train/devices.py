@@ -10,10 +10,6 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataprep.errors import UsageError
-
-MIXED_PRECISION_MODES = ("auto", "on", "off")
-
 
 @dataclass
 class DeviceSetup:
@@ -27,12 +23,7 @@ class DeviceSetup:
     jit_compile: bool
     deterministic: bool
     notes: list[str] = field(default_factory=list)
-    strategy_object: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            key: getattr(self, key) for key in self.__dataclass_fields__ if key != "strategy_object"
-        }
+    strategy_object: Any = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """One line for the console: ``training on 1 x CPU (policy float32, ...)``."""
@@ -65,13 +56,8 @@ def setup_devices(
     - ``seed``: seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) and, on a
       CPU-only machine, enables TensorFlow op determinism, so the run repeats bit for bit.
 
-    Raises:
-        UsageError: for an unknown ``mixed_precision`` mode.
+    ``mixed_precision`` is validated with the other options (``[train]`` of dataprep.toml).
     """
-    if mixed_precision not in MIXED_PRECISION_MODES:
-        raise UsageError(
-            f"--mixed-precision {mixed_precision!r} is not allowed; use auto, on or off"
-        )
     import keras
     import tensorflow as tf
 

@@ -1,6 +1,6 @@
 """``evaluate``: a run's model on any split of its export: metrics, confusion matrix, plots.
 
-Examples are read with the same pipeline as in training (:func:`dataprep.train.loop.make_dataset`,
+Examples are read with the same pipeline as in training (:func:`dataprep.train.inputs.make_dataset`,
 not shuffled, not augmented), so the numbers are those of the model on exactly the data it was
 validated and tested on. For a frame model on video data the media-level accuracy by majority vote
 of its frames is added (``media_vote``): on the gesture set it shows that single frames cannot tell
@@ -79,7 +79,8 @@ def predict_split(
         CorruptShardError: naming the shard file and record when the export is damaged.
     """
     from dataprep.data import naming_corrupt_shards
-    from dataprep.train.loop import make_dataset
+    from dataprep.train.inputs import make_dataset
+    from dataprep.train.options import TrainSettings
 
     export_dir = Path(config["export"]["dir"])
     if not (export_dir / "dataset_info.json").is_file():
@@ -87,8 +88,8 @@ def predict_split(
             f"the run's export {export_dir} is gone (no dataset_info.json); export it again with "
             f"the same settings (fingerprints in config.json) to evaluate"
         )
-    settings = config["resolved"]
-    batch = batch_size or settings["batch_size"]
+    settings = TrainSettings.from_resolved(config["resolved"])
+    batch = batch_size or settings.batch_size
     dataset = make_dataset(export_dir, split, settings, training=False, batch_size=batch)
     labels, probabilities = [], []
     total = int(
@@ -182,9 +183,9 @@ def evaluate_run(
     """
     if split not in ("train", "val", "test"):
         raise UsageError(f"--split {split!r} is not known; use train, val or test")
-    from dataprep.train.loop import _check_backend
+    from dataprep.train.inputs import check_backend
 
-    _check_backend("evaluate")
+    check_backend("evaluate")
     run_dir = find_run(workspace, run)
     config = read_run_config(run_dir)
     model = load_run_model(run_dir)

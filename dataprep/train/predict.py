@@ -9,8 +9,8 @@ For each file:
    video shorter than a clip is padded by repeating its last frame), cut to the run's clip length.
 4. The encoded frames are written as a one-split TFRecord export in a temporary folder (with the
    run's export's ``dataset_info.json``: same stats, image size and encoding) and read back with
-   the run's own evaluation pipeline (:func:`dataprep.train.loop.make_dataset`): decoding, resizing
-   and normalization are the very code the model was evaluated with.
+   the run's own evaluation pipeline (:func:`dataprep.train.inputs.make_dataset`): decoding,
+   resizing and normalization are the very code the model was evaluated with.
 
 A video gets probabilities per clip (per frame for frame models) and for the whole video (the
 mean of its clips' probabilities).
@@ -164,9 +164,10 @@ def predict_paths(
     """
     from dataprep.data import naming_corrupt_shards
     from dataprep.train.evaluate import find_run, load_run_model, read_run_config
-    from dataprep.train.loop import _check_backend, make_dataset
+    from dataprep.train.inputs import check_backend, make_dataset
+    from dataprep.train.options import TrainSettings
 
-    _check_backend("predict")
+    check_backend("predict")
     run_dir = find_run(workspace, run)
     config = read_run_config(run_dir)
     frames_config = config.get("frames")
@@ -182,7 +183,7 @@ def predict_paths(
             f"export it again to predict (normalization stats come from it)"
         )
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    settings = dict(config["resolved"])
+    settings = TrainSettings.from_resolved(config["resolved"])
     class_names = list(config["export"]["class_names"])
     model = load_run_model(run_dir)
     results = []
@@ -193,7 +194,7 @@ def predict_paths(
         if not path.is_file():
             raise UsageError(f"{path}: no such file; pass videos or images to classify")
         frames = sample_frames(path, frames_config)
-        rows = _records(settings["unit"], frames, info)
+        rows = _records(settings.unit, frames, info)
         with tempfile.TemporaryDirectory(prefix="dataprep-predict-") as tmp:
             _write_temp_export(Path(tmp), info, [row["record"] for row in rows])
             dataset = make_dataset(
@@ -201,7 +202,7 @@ def predict_paths(
                 PREDICT_SPLIT,
                 settings,
                 training=False,
-                batch_size=batch_size or settings["batch_size"],
+                batch_size=batch_size or settings.batch_size,
             )
             with naming_corrupt_shards(Path(tmp), PREDICT_SPLIT):
                 probabilities = np.concatenate(
@@ -211,7 +212,7 @@ def predict_paths(
         results.append(
             {
                 "path": str(path),
-                "unit": settings["unit"],
+                "unit": settings.unit,
                 "frames": len(frames),
                 "prediction": class_names[int(np.argmax(mean))],
                 "probabilities": {

@@ -1,0 +1,220 @@
+"""The options of ``train-baseline``: as given (:class:`TrainOptions`) and as resolved
+(:class:`TrainSettings`, frozen) against ``[train]`` of dataprep.toml and the export.
+
+Values are validated in one place, :func:`dataprep.config.effective`: a bad value names
+``--option`` when it was given on the command line and ``dataprep.toml: [train] key`` when it came
+from the file. What depends on the export (unit, clip length, frame size, splits) is checked here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dataprep.errors import UsageError
+from dataprep.train.inputs import split_examples
+from dataprep.train.models import is_clip_model
+
+CNN_MIN_SIDE = 32  # the reference cnn's valid convolutions and 3 poolings need 32 px
+# TrainOptions fields that are keys of [train] (validated together by config.effective).
+CONFIG_KEYS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "image_size",
+    "mixed_precision",
+    "seed",
+    "patience",
+)
+
+
+@dataclass
+class TrainOptions:
+    """Every option of ``train-baseline`` (``None`` = take it from ``[train]`` or the export)."""
+
+    export: str
+    model: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    image_size: int | None = None
+    clip_len: int | None = None
+    augment: str | None = None
+    mixed_precision: str | None = None
+    xla: bool = False
+    seed: int | None = None
+    run_name: str | None = None
+    patience: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The values a run uses (stored as ``resolved`` in its ``config.json``).
+
+    ``deterministic_data``: keep the input order deterministic while training (set once the
+    devices are known: only where the run is bit-for-bit repeatable anyway). None: seeded runs
+    are deterministic.
+    """
+
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    image_size: int | None
+    input_height: int
+    input_width: int
+    channels: int
+    clip_len: int | None
+    augment: str | None
+    mixed_precision: str
+    xla: bool
+    seed: int | None
+    patience: int
+    unit: str
+    deterministic_data: bool | None = None
+
+    @property
+    def frames_per_example(self) -> int:
+        return self.clip_len or 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        shape = (self.input_height, self.input_width, self.channels)
+        return (self.frames_per_example, *shape) if is_clip_model(self.model) else shape
+
+    @classmethod
+    def from_resolved(cls, resolved: dict[str, Any]) -> TrainSettings:
+        """The settings stored in a run's ``config.json`` (``resolved``); unknown keys are
+        ignored, so runs written by other versions still load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in resolved.items() if key in known})
+
+
+def _check_unit(model: str, info: dict[str, Any]) -> str:
+    unit = info.get("unit", "frame")
+    if is_clip_model(model) and unit != "clip":
+        raise UsageError(
+            f"--model {model} trains on clips but export {info.get('name')!r} has unit {unit!r}; "
+            f"export with --unit clip (or pick cnn / cnn-bn)"
+        )
+    if not is_clip_model(model) and unit != "frame":
+        raise UsageError(
+            f"--model {model} trains on frames but export {info.get('name')!r} has unit {unit!r}; "
+            f"use --model cnn-lstm, or export with --unit frame"
+        )
+    return unit
+
+
+def _check_clip_len(clip_len: int | None, unit: str, info: dict[str, Any]) -> int | None:
+    export_len = int((info.get("clip") or {}).get("length") or 0)
+    if unit != "clip":
+        if clip_len is not None:
+            raise UsageError("--clip-len only applies to clip exports (--model cnn-lstm)")
+        return None
+    clip_len = export_len if clip_len is None else clip_len
+    if not 1 <= clip_len <= export_len:
+        raise UsageError(
+            f"--clip-len {clip_len} does not fit the export's clips of {export_len} frames; "
+            f"use 1..{export_len} or re-export with a longer --clip-len"
+        )
+    return clip_len
+
+
+def _check_splits(info: dict[str, Any]) -> None:
+    for split in ("train", "val", "test"):
+        if split_examples(info, split) == 0:
+            raise UsageError(
+                f"export {info.get('name')!r} has no {split} examples; adjust `dataprep split` "
+                f"ratios so every split gets media, then export again"
+            )
+
+
+def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> TrainSettings:
+    """Fills the unset options from ``[train]`` and the export; checks they fit together.
+
+    Raises:
+        UsageError: naming the option that does not fit (bounds, model vs unit, clip length,
+            frame size, splits).
+        ConfigError: naming ``[train]`` and the key when a value in dataprep.toml is bad.
+    """
+    from dataprep.config import Config, effective
+
+    config = workspace.config if workspace is not None else Config()
+    overrides = {key: getattr(options, key) for key in CONFIG_KEYS}
+    values = effective(config, "train", overrides)
+    unit = _check_unit(values.model, info)
+    clip_len = _check_clip_len(options.clip_len, unit, info)
+    image = info.get("image") or {}
+    image_size = values.image_size or None
+    height = int(image_size or image.get("height") or 0)
+    width = int(image_size or image.get("width") or 0)
+    if values.model == "cnn" and min(height, width) < CNN_MIN_SIDE:
+        raise UsageError(
+            f"the reference cnn needs frames of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (valid "
+            f"padding), the export's are {width}x{height}; pass --image-size {CNN_MIN_SIDE} or "
+            f"more, or use --model cnn-bn"
+        )
+    _check_splits(info)
+    # Outside a workspace an unset seed stays unset (no [train] seed to default to).
+    seed = values.seed if workspace is not None or options.seed is not None else None
+    return TrainSettings(
+        model=values.model,
+        epochs=values.epochs,
+        batch_size=values.batch_size,
+        lr=float(values.lr),
+        image_size=image_size,
+        input_height=height,
+        input_width=width,
+        channels=int(image.get("channels") or 3),
+        clip_len=clip_len,
+        augment=options.augment,
+        mixed_precision=values.mixed_precision,
+        xla=bool(options.xla),
+        seed=seed,
+        patience=values.patience,
+        unit=unit,
+    )
+
+
+def command_line(options: TrainOptions, settings: TrainSettings) -> str:
+    """The command that repeats this run (every option spelled out, seed included)."""
+    parts = ["dataprep", "train-baseline", "--export", options.export]
+    parts += ["--model", settings.model, "--epochs", str(settings.epochs)]
+    parts += ["--batch-size", str(settings.batch_size), "--lr", repr(settings.lr)]
+    parts += ["--mixed-precision", settings.mixed_precision, "--patience", str(settings.patience)]
+    if settings.image_size:
+        parts += ["--image-size", str(settings.image_size)]
+    if settings.clip_len:
+        parts += ["--clip-len", str(settings.clip_len)]
+    if settings.augment:
+        parts += ["--augment", settings.augment]
+    if settings.xla:
+        parts.append("--xla")
+    if settings.seed is not None:
+        parts += ["--seed", str(settings.seed)]
+    return " ".join(parts)
+
+
+def options_from_config(path: Path, run_name: str | None = None) -> TrainOptions:
+    """The options of an earlier run, read from its ``config.json`` (to repeat it).
+
+    The values the run actually used (``resolved``) win over the options as given, so a change of
+    ``[train]`` in dataprep.toml since then does not change the repeat. The export is the one the
+    run read (its folder).
+
+    Raises:
+        UsageError: when the file is not a run's config.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved = dict(data["options"])
+        saved.update({k: v for k, v in data["resolved"].items() if k in saved})
+        saved["export"] = data["export"]["dir"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path}: not a run's config.json ({exc})") from None
+    saved["run_name"] = run_name
+    known = {f.name for f in fields(TrainOptions)}
+    return TrainOptions(**{k: v for k, v in saved.items() if k in known})
