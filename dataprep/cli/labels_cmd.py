@@ -54,8 +54,16 @@ OnErrorOpt = Annotated[
     str,
     typer.Option(
         "--on-error",
-        help="fail: stop on a malformed annotation (nothing written); "
-        "skip: leave that task out and report it.",
+        help="fail: stop on a malformed annotation or one wholly outside its media (nothing "
+        "written); skip: leave that task out and report it.",
+    ),
+]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace all labels. Default: merge by media (labels of media not mentioned "
+        "are kept).",
     ),
 ]
 
@@ -165,23 +173,35 @@ def _print_predictions(predictions) -> None:
         out.print(f"[yellow]no prediction:[/] {line}")
 
 
-def _print_conversion(conversion: dict) -> None:
+def _print_conversion(conversion) -> None:
     out = console()
-    for title, key in (
-        ("rejected", "rejected_tasks"),
-        ("unmatched", "unmatched_tasks"),
-        ("error", "errors"),
-        ("ignored", "ignored_results"),
+    for title, lines in (
+        ("rejected", conversion.rejected),
+        ("unmatched", conversion.unmatched),
+        ("error", conversion.errors),
+        ("ignored", conversion.ignored),
+        ("clipped", conversion.clipped),
     ):
-        for line in conversion[key]:
+        for line in lines:
             out.print(f"[yellow]{title}:[/] {line}")
-    unknown = conversion["labels_not_in_classes"]
+    unknown = conversion.unknown_labels
     if unknown:
         listed = ", ".join(f"{k!r} ({v} rows)" for k, v in sorted(unknown.items()))
         out.print(
             f"[yellow]warning:[/] labels not among the workspace's classes (kept, "
             f"in_classes=false): {listed}"
         )
+
+
+def _merge_line(merge) -> str:
+    """What happened to the labels already there, in words."""
+    if merge.mode == "replace":
+        dropped = f", {merge.media_dropped} media no longer labelled" if merge.media_dropped else ""
+        return f"replaced all labels (--replace){dropped}"
+    return (
+        f"merged by media: {merge.media_updated} media updated, labels of {merge.media_kept} "
+        f"other media kept ({merge.rows_kept} rows); --replace replaces all"
+    )
 
 
 @labels_app.command("sync")
@@ -197,6 +217,7 @@ def sync(
         ),
     ] = False,
     on_error: OnErrorOpt = "fail",
+    replace: ReplaceOpt = False,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -218,19 +239,19 @@ def sync(
             resolve=resolve,
             full=full,
             on_error=on_error,
+            replace=replace,
             progress=update,
         )
-    data = report.to_dict()
     if json_output:
-        print_json(data)
+        print_json(report.to_dict())
     else:
         console().print(
             f"{report.mode} sync of project {report.project_id}: {report.tasks_fetched} of "
             f"{report.tasks_total} tasks fetched, {report.tasks_removed} removed; "
             f"{report.rows} rows ({report.resolved_rows} resolved by {report.policy}) -> "
-            f"{ws.manifest_path('labels')}"
+            f"{ws.manifest_path('labels')}; {_merge_line(report.merge)}"
         )
-        _print_conversion(data)
+        _print_conversion(report.conversion)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
 
 
@@ -240,12 +261,15 @@ def import_(
     export_file: Annotated[Path, typer.Argument(help="Label Studio export (JSON or JSON_MIN).")],
     resolve: ResolveOpt = None,
     on_error: OnErrorOpt = "fail",
+    replace: ReplaceOpt = False,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Convert a Label Studio export file into manifests/labels.parquet (replacing it).
+    """Convert a Label Studio export file into manifests/labels.parquet.
 
-    Tasks match media by media_id in the task data, else by file name.
+    Tasks match media by media_id in the task data, else by file name. The labels of the media
+    the export mentions are replaced and the others kept, unless --replace. A file that is not
+    an export, or holds no annotations, is refused and labels.parquet is left as it was.
 
     Example: `dataprep labels import project-1-at-2026-01-01.json`
     """
@@ -253,17 +277,23 @@ def import_(
 
     ws = open_ws(workspace)
     with progress_bar("import", "tasks") as update:
-        report = import_export(ws, export_file, resolve=resolve, on_error=on_error, progress=update)
-    data = report.to_dict()
+        report = import_export(
+            ws,
+            export_file,
+            resolve=resolve,
+            on_error=on_error,
+            replace=replace,
+            progress=update,
+        )
     if json_output:
-        print_json(data)
+        print_json(report.to_dict())
     else:
         console().print(
             f"{report.format} export {report.path}: {report.conversion.tasks} tasks, "
             f"{report.conversion.annotations} annotations -> {report.rows} rows "
-            f"({report.resolved_rows} resolved by {report.policy})"
+            f"({report.resolved_rows} resolved by {report.policy}); {_merge_line(report.merge)}"
         )
-        _print_conversion(data)
+        _print_conversion(report.conversion)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
 
 

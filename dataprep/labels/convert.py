@@ -11,103 +11,16 @@ constant frame rate media, through the decoder's timestamps for variable frame r
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dataprep.errors import DataprepError
+from dataprep.labels.boxes import clip_box, interpolate_track, key_frames, pixels
+from dataprep.labels.clock import ConversionError, FrameClock, finite
+from dataprep.safepath import class_name_problem
 
 Row = dict[str, Any]
-
-
-class ConversionError(DataprepError):
-    """A Label Studio result cannot be converted (malformed, or a video without a frame rate)."""
-
-
-@dataclass(frozen=True)
-class FrameClock:
-    """Maps Label Studio video frames and times to the decoder's 0-based ``frame_index``.
-
-    Attributes:
-        fps: the frame rate Label Studio was told (the task's ``fps``: the media's probed rate).
-        frame_count: frames in the video (decoder count), or None when unknown.
-        timestamps_s: for variable frame rate videos, every frame's presentation time in seconds
-            from the first frame, in decode order; None for constant frame rate.
-    """
-
-    fps: float
-    frame_count: int | None = None
-    timestamps_s: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.fps or self.fps <= 0 or not math.isfinite(self.fps):
-            raise ConversionError(f"frame rate {self.fps!r} is not a positive number")
-
-    @property
-    def last_index(self) -> int | None:
-        if self.timestamps_s is not None:
-            return len(self.timestamps_s) - 1
-        return None if self.frame_count is None else self.frame_count - 1
-
-    def _clamp(self, index: int) -> int:
-        index = max(index, 0)
-        last = self.last_index
-        return min(index, last) if last is not None and last >= 0 else index
-
-    def index_from_time(self, time_s: float) -> int:
-        """The decoder frame shown at ``time_s`` (nearest frame start; ties go to the earlier)."""
-        if self.timestamps_s is None:
-            return self._clamp(int(math.floor(time_s * self.fps + 0.5 - 1e-9)))
-        stamps = self.timestamps_s
-        pos = bisect.bisect_left(stamps, time_s)
-        if pos <= 0:
-            return 0
-        if pos >= len(stamps):
-            return len(stamps) - 1
-        before, after = stamps[pos - 1], stamps[pos]
-        return pos - 1 if time_s - before <= after - time_s else pos
-
-    def index_from_ls_frame(self, ls_frame: int | float, time_s: float | None = None) -> int:
-        """Decoder ``frame_index`` of Label Studio frame ``ls_frame`` (1-based).
-
-        Constant frame rate: ``ls_frame - 1``. Variable frame rate: through the timestamps, using
-        the result's own ``time`` when given, else ``(ls_frame - 1) / fps`` (the time Label
-        Studio's player seeks to for that frame).
-        """
-        if self.timestamps_s is None:
-            return self._clamp(int(round(float(ls_frame))) - 1)
-        if time_s is None:
-            time_s = (float(ls_frame) - 1) / self.fps
-        return self.index_from_time(float(time_s))
-
-    def ls_frame_of(self, frame_index: int) -> int:
-        """Label Studio's 1-based frame number for decoder ``frame_index`` (the inverse of
-        :meth:`index_from_ls_frame`).
-
-        Constant frame rate: ``frame_index + 1``. Variable frame rate: the Label Studio frame
-        whose time ``(ls_frame - 1) / fps`` is nearest the frame's timestamp.
-        """
-        if self.timestamps_s is None:
-            return int(frame_index) + 1
-        return int(math.floor(self.time_of(frame_index) * self.fps + 0.5)) + 1
-
-    def time_of(self, frame_index: int) -> float:
-        """Presentation time in seconds of decoder frame ``frame_index``."""
-        if self.timestamps_s is not None:
-            return float(self.timestamps_s[self._clamp(frame_index)])
-        return frame_index / self.fps
-
-    def end_time_of(self, frame_index: int) -> float:
-        """When decoder frame ``frame_index`` stops being shown."""
-        if self.timestamps_s is not None:
-            nxt = frame_index + 1
-            if nxt < len(self.timestamps_s):
-                return float(self.timestamps_s[nxt])
-            return float(self.timestamps_s[self._clamp(frame_index)]) + 1.0 / self.fps
-        return (frame_index + 1) / self.fps
 
 
 @dataclass(frozen=True)
@@ -134,9 +47,15 @@ class AnnotationInfo:
 
 @dataclass
 class ConversionReport:
-    """Results that were not turned into rows, and why (one line each)."""
+    """Results that were not turned into rows as given, and why (one line each).
+
+    Attributes:
+        ignored: results of types dataprep does not convert.
+        clipped: regions partly outside their media, clipped to it (frames, key frames, boxes).
+    """
 
     ignored: list[str] = field(default_factory=list)
+    clipped: list[str] = field(default_factory=list)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -184,11 +103,25 @@ def _base_row(
 
 
 def _labels(value: dict, *keys: str) -> list[str]:
+    """The class names a result's value holds under the first of ``keys`` present.
+
+    Raises:
+        ConversionError: when a name cannot be a class name (it would become a folder name).
+    """
     for key in keys:
         found = value.get(key)
         if found:
-            return [str(v) for v in (found if isinstance(found, list) else [found])]
+            names = [str(v) for v in (found if isinstance(found, list) else [found])]
+            for name in names:
+                problem = class_name_problem(name)
+                if problem:
+                    raise ConversionError(f"class name {name!r} {problem}")
+            return names
     return []
+
+
+def _where(media: MediaInfo, annotation: AnnotationInfo) -> str:
+    return f"media {media.media_id}, annotation {annotation.annotation_id}"
 
 
 def _require_clock(media: MediaInfo, what: str) -> FrameClock:
@@ -201,34 +134,63 @@ def _require_clock(media: MediaInfo, what: str) -> FrameClock:
 
 
 def convert_choices(
-    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+    result: dict,
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    classes: frozenset[str],
+    report: ConversionReport | None = None,
 ) -> list[Row]:
     """``Choices``: one whole-media row per chosen class."""
-    value = result.get("value") or {}
-    return [
-        _base_row(media, annotation, "choice", label, classes)
-        for label in _labels(value, "choices")
-    ]
+    labels = _labels(result["value"], "choices")
+    if not labels:
+        raise ConversionError(f"{_where(media, annotation)}: choices result names no class")
+    return [_base_row(media, annotation, "choice", label, classes) for label in labels]
+
+
+def _span(span: Any, clock: FrameClock, where: str) -> tuple[int, int]:
+    """A timeline range as raw (unclamped, ordered) decoder frames."""
+    if not isinstance(span, dict) or "start" not in span:
+        raise ConversionError(f"{where}: timeline range {span!r} has no numeric start/end")
+    start = finite(span["start"], f"{where}: timeline range start")
+    end = finite(span.get("end", span["start"]), f"{where}: timeline range end")
+    first, last = clock.raw_index_from_ls_frame(start), clock.raw_index_from_ls_frame(end)
+    return min(first, last), max(first, last)
 
 
 def convert_timeline(
-    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+    result: dict,
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    classes: frozenset[str],
+    report: ConversionReport | None = None,
 ) -> list[Row]:
-    """``TimelineLabels``: one segment row per range and label, in decoder frames (inclusive)."""
-    value = result.get("value") or {}
+    """``TimelineLabels``: one segment row per range and label, in decoder frames (inclusive).
+
+    A range wholly outside the video is an error; one partly outside is clipped (and listed in
+    ``report.clipped``).
+    """
+    value = result["value"]
     clock = _require_clock(media, "a timeline segment")
+    where = _where(media, annotation)
+    labels = _labels(value, "timelinelabels", "labels")
+    if not labels:
+        raise ConversionError(f"{where}: timeline result names no class")
     rows = []
-    for label in _labels(value, "timelinelabels", "labels"):
-        for span in value.get("ranges") or []:
-            try:
-                first = clock.index_from_ls_frame(span["start"])
-                last = clock.index_from_ls_frame(span.get("end", span["start"]))
-            except (KeyError, TypeError, ValueError):
-                raise ConversionError(
-                    f"media {media.media_id}, annotation {annotation.annotation_id}: timeline "
-                    f"range {span!r} has no numeric start/end"
-                ) from None
-            first, last = min(first, last), max(first, last)
+    for span in value.get("ranges") or []:
+        first, last = _span(span, clock, where)
+        if not (clock.contains(first) or clock.contains(last) or first < 0 <= last):
+            raise ConversionError(
+                f"{where}: timeline range {span.get('start')}..{span.get('end')} lies wholly "
+                f"outside the video ({clock.span()})"
+            )
+        if not (clock.contains(first) and clock.contains(last)):
+            first, last = clock._clamp(first), clock._clamp(last)
+            if report is not None:
+                report.clipped.append(
+                    f"{where}: timeline range {span.get('start')}..{span.get('end')} clipped to "
+                    f"the video ({clock.span()})"
+                )
+        for label in labels:
             row = _base_row(media, annotation, "segment", label, classes)
             row.update(
                 start_frame=first,
@@ -241,92 +203,38 @@ def convert_timeline(
     return rows
 
 
-def _pixels(item: dict, width: int | None, height: int | None, media_id: str) -> tuple[float, ...]:
-    """Label Studio percentages (with rotation about the top-left corner) to a pixel box."""
-    if not width or not height:
-        raise ConversionError(
-            f"media {media_id}: box needs the media's width and height, which are unknown; "
-            "re-run `dataprep ingest` so the media is probed"
-        )
-    try:
-        x = float(item["x"]) / 100.0 * width
-        y = float(item["y"]) / 100.0 * height
-        w = float(item["width"]) / 100.0 * width
-        h = float(item["height"]) / 100.0 * height
-    except (KeyError, TypeError, ValueError):
-        raise ConversionError(
-            f"media {media_id}: box {item!r} lacks numeric x/y/width/height"
-        ) from None
-    angle = float(item.get("rotation") or 0.0)
-    if angle % 360:
-        rad = math.radians(angle)
-        cos, sin = math.cos(rad), math.sin(rad)
-        corners = [
-            (x + dx * cos - dy * sin, y + dx * sin + dy * cos)
-            for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))
-        ]
-        xs = [c[0] for c in corners]
-        ys = [c[1] for c in corners]
-        x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-    return x, y, w, h
-
-
-def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple[int, dict, bool]]:
-    """Every decoder frame of a ``VideoRectangle`` track, as Label Studio's player shows it.
-
-    Label Studio stores only key frames. Between a key frame with ``enabled: true`` and the next
-    key frame the box moves linearly (weighted by time, which is by frame for constant frame
-    rate); after a key frame with ``enabled: false`` the box is hidden until the next key frame
-    (the disabled key frame itself is shown). After the last key frame, an enabled track lasts
-    to the end of the video.
-
-    Returns:
-        ``(frame_index, box, keyframe)`` with ``box`` holding x, y, width, height, rotation in
-        Label Studio's percentages, sorted by frame_index.
-    """
-    keys: dict[int, dict] = {}
-    for item in sorted(sequence, key=lambda k: float(k.get("frame", 0))):
-        if "frame" not in item:
-            raise ConversionError(f"box key frame {item!r} has no frame number")
-        index = clock.index_from_ls_frame(item["frame"], item.get("time"))
-        keys[index] = item  # two key frames on one decoder frame: the later one wins
-    indices = sorted(keys)
-    out: list[tuple[int, dict, bool]] = []
-    props = ("x", "y", "width", "height", "rotation")
-    for pos, index in enumerate(indices):
-        key = keys[index]
-        # exports made with interpolation on mark generated frames "auto": not key frames
-        out.append((index, {p: float(key.get(p) or 0.0) for p in props}, not key.get("auto")))
-        if not key.get("enabled", True):
-            continue
-        if pos + 1 < len(indices):
-            nxt_index = indices[pos + 1]
-            nxt = keys[nxt_index]
-            t0, t1 = clock.time_of(index), clock.time_of(nxt_index)
-            for frame in range(index + 1, nxt_index):
-                weight = (clock.time_of(frame) - t0) / (t1 - t0) if t1 > t0 else 0.0
-                box = {
-                    p: float(key.get(p) or 0.0)
-                    + (float(nxt.get(p) or 0.0) - float(key.get(p) or 0.0)) * weight
-                    for p in props
-                }
-                out.append((frame, box, False))
-        elif clock.last_index is not None:
-            for frame in range(index + 1, clock.last_index + 1):
-                out.append((frame, {p: float(key.get(p) or 0.0) for p in props}, False))
-    return out
-
-
 def convert_video_rectangle(
-    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+    result: dict,
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    classes: frozenset[str],
+    report: ConversionReport | None = None,
 ) -> list[Row]:
-    """``VideoRectangle`` (+ ``Labels``): one box row per frame of the track, interpolated."""
-    value = result.get("value") or {}
+    """``VideoRectangle`` (+ ``Labels``): one box row per frame of the track, interpolated.
+
+    Frames of the track outside the video, and boxes outside the frame, are clipped (and listed
+    in ``report.clipped``); a track with nothing inside the video is an error.
+    """
+    value = result["value"]
     clock = _require_clock(media, "a video box track")
+    where = _where(media, annotation)
     labels = _labels(value, "labels", "rectanglelabels") or ["(unlabelled)"]
-    rows = []
-    for frame_index, box, keyframe in interpolate_track(value.get("sequence") or [], clock):
-        x, y, w, h = _pixels(box, media.width, media.height, media.media_id)
+    sequence = value.get("sequence") or []
+    try:
+        frames = interpolate_track(sequence, clock)
+        outside_keys = [i for i in key_frames(sequence, clock) if not clock.contains(i)]
+    except ConversionError as exc:
+        raise ConversionError(f"{where}: {exc}") from None
+    rows, dropped, clipped = [], 0, 0
+    for frame_index, box, keyframe in frames:
+        inside, changed = clip_box(
+            pixels(box, media.width, media.height, media.media_id), media.width, media.height
+        )
+        if inside is None:
+            dropped += 1
+            continue
+        clipped += changed
+        x, y, w, h = inside
         for label in labels:
             row = _base_row(media, annotation, "box", label, classes)
             row.update(
@@ -343,17 +251,40 @@ def convert_video_rectangle(
                 h=h,
             )
             rows.append(row)
+    if sequence and not rows:
+        raise ConversionError(
+            f"{where}: box track {result.get('id')!r} lies wholly outside the video "
+            f"({clock.span()}, {media.width}x{media.height} px)"
+        )
+    if (outside_keys or dropped or clipped) and report is not None:
+        report.clipped.append(
+            f"{where}: box track {result.get('id')!r} clipped to the video: "
+            f"{len(outside_keys)} key frames outside {clock.span()}, {dropped} frames with the "
+            f"box outside the image, {clipped} boxes cut at the image border"
+        )
     return rows
 
 
 def convert_rectangle_labels(
-    result: dict, media: MediaInfo, annotation: AnnotationInfo, classes: frozenset[str]
+    result: dict,
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    classes: frozenset[str],
+    report: ConversionReport | None = None,
 ) -> list[Row]:
-    """``RectangleLabels`` on an image: one box row (frame_index 0) per label."""
-    value = result.get("value") or {}
+    """``RectangleLabels`` on an image: one box row (frame_index 0) per label; a box partly
+    outside the image is clipped (listed in ``report.clipped``), one wholly outside is an
+    error."""
+    value = result["value"]
     width = media.width or result.get("original_width")
     height = media.height or result.get("original_height")
-    x, y, w, h = _pixels(value, width, height, media.media_id)
+    box, changed = clip_box(pixels(value, width, height, media.media_id), width, height)
+    where = _where(media, annotation)
+    if box is None:
+        raise ConversionError(f"{where}: box lies wholly outside the {width}x{height} px image")
+    if changed and report is not None:
+        report.clipped.append(f"{where}: box clipped to the {width}x{height} px image")
+    x, y, w, h = box
     rows = []
     for label in _labels(value, "rectanglelabels", "labels") or ["(unlabelled)"]:
         row = _base_row(media, annotation, "box", label, classes)
@@ -362,7 +293,7 @@ def convert_rectangle_labels(
     return rows
 
 
-Converter = Callable[[dict, MediaInfo, AnnotationInfo, frozenset], list[Row]]
+Converter = Callable[..., list[Row]]
 
 #: Label Studio result type -> converter. The labeling configs dataprep generates produce only
 #: these types; anything else is reported, never guessed at.
@@ -380,6 +311,8 @@ def result_type(result: dict) -> str | None:
     if kind:
         return str(kind).lower()
     value = result.get("value") or {}
+    if not isinstance(value, dict):
+        return None
     if "sequence" in value:
         return "videorectangle"
     if "ranges" in value:
@@ -400,29 +333,41 @@ def convert_annotation(
 ) -> list[Row]:
     """Converts one annotation's results into manifest rows.
 
-    Results of types dataprep does not convert are listed in ``report.ignored``.
+    Results of types dataprep does not convert are listed in ``report.ignored``; regions partly
+    outside their media are clipped and listed in ``report.clipped``.
 
     Raises:
-        ConversionError: when a result is malformed or the media lacks what it needs.
+        ConversionError: when a result is malformed (no value, numbers that are not finite, a
+            class name that cannot be a folder name), lies wholly outside its media, or the
+            media lacks what it needs.
     """
     class_set = frozenset(classes)
     rows: list[Row] = []
     for result in results or []:
         if not isinstance(result, dict):
             raise ConversionError(
-                f"media {media.media_id}, annotation {annotation.annotation_id}: result "
-                f"{result!r} is not an object"
+                f"{_where(media, annotation)}: result {result!r} is not an object"
             )
         kind = result_type(result)
         converter = CONVERTERS.get(kind or "")
+        if converter is not None and not isinstance(result.get("value"), dict):
+            raise ConversionError(
+                f"{_where(media, annotation)}: {kind} result {result.get('from_name')!r} has "
+                f"no value ({result.get('value')!r})"
+            )
         if converter is None:
+            if kind is None and not isinstance(result.get("value"), dict):
+                raise ConversionError(
+                    f"{_where(media, annotation)}: result {result.get('from_name')!r} has no "
+                    "value and no type"
+                )
             if report is not None:
                 report.ignored.append(
-                    f"media {media.media_id}, annotation {annotation.annotation_id}: result type "
-                    f"{kind!r} ({result.get('from_name')}) is not converted"
+                    f"{_where(media, annotation)}: result type {kind!r} "
+                    f"({result.get('from_name')}) is not converted"
                 )
             continue
-        rows.extend(converter(result, media, annotation, class_set))
+        rows.extend(converter(result, media, annotation, class_set, report))
     return rows
 
 

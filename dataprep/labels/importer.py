@@ -1,21 +1,23 @@
 """``labels import``: a Label Studio export file (JSON or JSON_MIN) into labels.parquet.
 
 Tasks are matched to media by ``media_id`` in the task data, falling back to the media file name.
-The export is a complete snapshot, so the manifest is replaced (atomically) by its rows.
+The labels of the media the export mentions are replaced and those of other media are kept
+(``replace=True`` replaces the whole manifest); the manifest is written atomically. A file that is
+not a Label Studio export, or holds no annotations, is refused and labels.parquet is untouched.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataprep import manifests
 from dataprep.errors import UsageError
 from dataprep.labels import config_xml
 from dataprep.labels.convert import min_value_to_results
+from dataprep.labels.merge import MergeReport, merge_rows, previous_rows, write_labels
 from dataprep.labels.resolve import POLICIES
 from dataprep.labels.sync import state_path
 from dataprep.labels.tasks import (
@@ -24,9 +26,9 @@ from dataprep.labels.tasks import (
     MediaTable,
     ProgressFn,
     convert_tasks,
-    finish_rows,
     record_labels_stage,
 )
+from dataprep.stage import check_on_error
 from dataprep.workspace import Workspace
 
 #: JSON_MIN keys that describe the annotation, not the task data.
@@ -43,7 +45,13 @@ MIN_META_KEYS = (
 
 @dataclass
 class ImportReport:
-    """What one import did."""
+    """What one import did.
+
+    Attributes:
+        rows: rows (annotator and resolved) of the media this import updated.
+        resolved_rows: how many of those are resolved rows.
+        merge: how the rows were combined with the labels already there.
+    """
 
     path: str
     format: str  # JSON | JSON_MIN
@@ -52,21 +60,14 @@ class ImportReport:
     resolved_rows: int = 0
     seconds: float = 0.0
     conversion: ConvertReport = field(default_factory=ConvertReport)
+    merge: MergeReport = field(default_factory=MergeReport)
 
     @property
     def ok(self) -> bool:
         return not (self.conversion.errors or self.conversion.rejected or self.conversion.unmatched)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format,
-            "resolve": self.policy,
-            "rows": self.rows,
-            "resolved_rows": self.resolved_rows,
-            "seconds": round(self.seconds, 3),
-            **self.conversion.to_dict(),
-        }
+        return asdict(self)
 
 
 def detect_format(records: list) -> str:
@@ -115,26 +116,14 @@ def tasks_from_min(
     return list(tasks.values())
 
 
-def import_export(
-    workspace: Workspace,
-    path: Path,
-    *,
-    resolve: str | None = None,
-    on_error: str = "fail",
-    progress: ProgressFn | None = None,
-) -> ImportReport:
-    """Converts a Label Studio export file into ``manifests/labels.parquet`` (replacing it).
+def read_export(path: Path) -> tuple[str, list[dict]]:
+    """The format and tasks of a Label Studio export file.
 
     Raises:
-        UsageError: when the file is missing, not JSON, or not a list of tasks/records.
-        ConversionError: on a malformed annotation with ``on_error="fail"`` (nothing written).
+        UsageError: naming the file, when it is missing, not JSON, not shaped like a Label
+            Studio export (a list of tasks or of JSON_MIN records), or holds no annotations.
     """
-    started = time.monotonic()
-    settings = workspace.config.labelstudio
-    policy = resolve or settings.resolve
-    if policy not in POLICIES:
-        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
-    path = Path(path)
+    expected = "a Label Studio export (JSON or JSON_MIN: a list of tasks)"
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -143,15 +132,63 @@ def import_export(
         raise UsageError(
             f"{path}: not valid JSON ({exc}); export again as JSON or JSON_MIN"
         ) from None
-    if isinstance(records, dict):
-        records = [records]
     if not isinstance(records, list):
-        raise UsageError(f"{path}: expected a list of tasks (Label Studio JSON or JSON_MIN export)")
+        kind = "object" if isinstance(records, dict) else type(records).__name__
+        raise UsageError(
+            f"{path}: is a JSON {kind}, expected {expected}; nothing imported, "
+            "labels.parquet untouched"
+        )
+    if not records:
+        raise UsageError(
+            f"{path}: holds no tasks (expected {expected}); nothing imported, "
+            "labels.parquet untouched"
+        )
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UsageError(
+                f"{path}: item {position} is a {type(record).__name__}, expected {expected}"
+            )
     fmt = detect_format(records)
     tasks = records if fmt == "JSON" else tasks_from_min(records)
     for position, task in enumerate(tasks):
-        if not isinstance(task, dict) or not isinstance(task.get("data", {}), dict):
+        if not isinstance(task.get("data", {}), dict):
             raise UsageError(f"{path}: task {position} is not an object with a data object")
+    if not any(task.get("annotations") for task in tasks):
+        raise UsageError(
+            f"{path}: {len(tasks)} tasks but no annotations (expected {expected} with "
+            "annotations); nothing imported, labels.parquet untouched"
+        )
+    return fmt, tasks
+
+
+def import_export(
+    workspace: Workspace,
+    path: Path,
+    *,
+    resolve: str | None = None,
+    on_error: str = "fail",
+    replace: bool = False,
+    progress: ProgressFn | None = None,
+) -> ImportReport:
+    """Converts a Label Studio export file into ``manifests/labels.parquet``.
+
+    By default the labels of the media the export mentions are replaced and the labels of other
+    media are kept (merge by media); ``replace`` replaces the whole manifest.
+
+    Raises:
+        UsageError: when the file is missing, not JSON, not a Label Studio export, or holds no
+            annotations (labels.parquet untouched).
+        ConversionError: on a malformed annotation, one wholly outside its media, or a class name
+            that cannot be a folder name, with ``on_error="fail"`` (nothing written).
+    """
+    started = time.monotonic()
+    settings = workspace.config.labelstudio
+    policy = resolve or settings.resolve
+    if policy not in POLICIES:
+        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
+    check_on_error(on_error)
+    path = Path(path)
+    fmt, tasks = read_export(path)
     media = MediaTable.load(workspace)
     clocks = ClockCache(media)
     report = ImportReport(path=str(path), format=fmt, policy=policy)
@@ -168,21 +205,31 @@ def import_export(
         progress=progress,
         total=len(tasks),
     )
-    frame = finish_rows(rows, policy, clocks, workspace.config.project.classes)
     with workspace.lock():
-        manifests.save(workspace, "labels", frame)
+        rows, report.merge, kept = merge_rows(
+            previous_rows(workspace), rows, report.conversion.converted_media, replace=replace
+        )
+        frame, report.rows, report.resolved_rows = write_labels(
+            workspace, rows, report.merge, kept, policy, clocks
+        )
         state_path(workspace).unlink(missing_ok=True)  # the next sync must be full
         record_labels_stage(
             workspace,
-            {"source": "import", "path": str(path), "format": fmt, "resolve": policy},
+            {
+                "source": "import",
+                "path": str(path),
+                "format": fmt,
+                "resolve": policy,
+                "mode": report.merge.mode,
+            },
             {
                 "rows": int(len(frame)),
                 "resolved_rows": int(frame["resolved"].sum()) if len(frame) else 0,
                 "tasks": report.conversion.tasks,
+                "media_updated": report.merge.media_updated,
+                "media_kept": report.merge.media_kept,
             },
             report.conversion,
         )
-    report.rows = int(len(frame))
-    report.resolved_rows = int(frame["resolved"].sum()) if len(frame) else 0
-    report.seconds = time.monotonic() - started
+    report.seconds = round(time.monotonic() - started, 3)
     return report

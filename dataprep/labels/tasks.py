@@ -11,7 +11,7 @@ import math
 import os
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlparse
@@ -152,31 +152,28 @@ def task_media_path(
 
 @dataclass
 class ConvertReport:
-    """What a conversion of tasks did."""
+    """What a conversion of tasks did.
+
+    Attributes:
+        converted_media: media of the tasks converted (their labels are replaced on merge).
+        clipped: regions partly outside their media, clipped to it (one line each).
+    """
 
     tasks: int = 0
     annotations: int = 0
     cancelled: int = 0
     rows: int = 0
     converted_task_ids: list[int] = field(default_factory=list)
+    converted_media: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    clipped: list[str] = field(default_factory=list)
     unknown_labels: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tasks": self.tasks,
-            "annotations": self.annotations,
-            "cancelled_skipped": self.cancelled,
-            "converted_rows": self.rows,
-            "unmatched_tasks": self.unmatched,
-            "rejected_tasks": self.rejected,
-            "errors": self.errors,
-            "ignored_results": self.ignored,
-            "labels_not_in_classes": self.unknown_labels,
-        }
+        return asdict(self)
 
 
 def _float(value: Any) -> float | None:
@@ -318,7 +315,6 @@ def convert_tasks(
     """
     report = report if report is not None else ConvertReport()
     rows: list[Row] = []
-    conversion = ConversionReport()
     for done, task in enumerate(tasks, 1):
         report.tasks += 1
         try:
@@ -331,26 +327,9 @@ def convert_tasks(
         except LookupError as exc:
             report.unmatched.append(str(exc))
             continue
-        task_rows: list[Row] = []
+        conversion = ConversionReport()
         try:
-            info = clocks.info(media_id, (task.get("data") or {}).get(config_xml.FPS_KEY))
-            for annotation in task.get("annotations") or []:
-                if annotation.get("was_cancelled") or annotation.get("skipped"):
-                    report.cancelled += 1
-                    continue
-                report.annotations += 1
-                meta = AnnotationInfo(
-                    task_id=_int(task.get("id")),
-                    annotation_id=_int(annotation.get("id")),
-                    annotator=annotator_name(annotation.get("completed_by"), users),
-                    updated_at=parse_time(
-                        annotation.get("updated_at") or annotation.get("created_at")
-                    ),
-                    ground_truth=bool(annotation.get("ground_truth")),
-                )
-                task_rows += convert_annotation(
-                    annotation.get("result") or [], info, meta, classes, conversion
-                )
+            task_rows = _convert_task(task, media_id, clocks, classes, users, report, conversion)
         except ConversionError as exc:
             if on_error == "fail":
                 raise ConversionError(
@@ -360,15 +339,54 @@ def convert_tasks(
             report.errors.append(f"task {task.get('id')}: {exc}")
             continue
         rows += task_rows
+        report.ignored += conversion.ignored
+        report.clipped += [f"task {task.get('id')}: {line}" for line in conversion.clipped]
+        report.converted_media.append(media_id)
         if task.get("id") is not None:
             report.converted_task_ids.append(int(task["id"]))
         if progress:
             progress(done, total)
-    report.ignored += conversion.ignored
     for row in rows:
         if not row["in_classes"]:
             report.unknown_labels[row["label"]] = report.unknown_labels.get(row["label"], 0) + 1
     report.rows += len(rows)
+    return rows
+
+
+def _convert_task(
+    task: dict,
+    media_id: str,
+    clocks: ClockCache,
+    classes: list[str],
+    users: dict[int, str] | None,
+    report: ConvertReport,
+    conversion: ConversionReport,
+) -> list[Row]:
+    """The rows of one task's annotations (cancelled ones give none).
+
+    Raises:
+        ConversionError: on a malformed result or one wholly outside its media.
+    """
+    info = clocks.info(media_id, (task.get("data") or {}).get(config_xml.FPS_KEY))
+    rows: list[Row] = []
+    for annotation in task.get("annotations") or []:
+        if not isinstance(annotation, dict):
+            raise ConversionError(f"annotation {annotation!r} is not an object")
+        if annotation.get("was_cancelled") or annotation.get("skipped"):
+            report.cancelled += 1
+            continue
+        report.annotations += 1
+        meta = AnnotationInfo(
+            task_id=_int(task.get("id")),
+            annotation_id=_int(annotation.get("id")),
+            annotator=annotator_name(annotation.get("completed_by"), users),
+            updated_at=parse_time(annotation.get("updated_at") or annotation.get("created_at")),
+            ground_truth=bool(annotation.get("ground_truth")),
+        )
+        results = annotation.get("result")
+        if results is not None and not isinstance(results, list):
+            raise ConversionError(f"annotation {meta.annotation_id}: result is not a list")
+        rows += convert_annotation(results or [], info, meta, classes, conversion)
     return rows
 
 
