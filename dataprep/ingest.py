@@ -6,6 +6,8 @@ exact duplicates share one row; a rerun re-hashes only files whose size or mtime
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -16,13 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dataprep import manifests
-from dataprep.errors import MediaError, UsageError
+from dataprep.config import IngestConfig, effective
+from dataprep.errors import DiskError, MediaError, UsageError, os_error_message
+from dataprep.hashing import file_sha256
 from dataprep.sniff import HEAD_BYTES, kind_from_content, kind_from_extension
-from dataprep.stages import load_stage, record_stage
+from dataprep.stage import StageRun, run_stage
+from dataprep.stages import load_stage
 from dataprep.workspace import Workspace
 
 Mode = Literal["copy", "link", "reference"]
-CHUNK = 1 << 20
 ProgressFn = Callable[[int, int, int], None]  # (files done, files total, bytes done)
 
 
@@ -43,6 +47,17 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        """The counts written into the stage record."""
+        return {
+            "files": self.files,
+            "added": self.added,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "rejected": len(self.errors),
+            "skipped": len(self.skipped),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,75 +83,103 @@ class Candidate:
     hint: str | None
 
 
-def discover(
-    paths: Iterable[Path], *, recursive: bool = True
-) -> tuple[list[Candidate], list[tuple[str, str]]]:
+@dataclass
+class Discovery:
+    """What :func:`discover` found: candidates, skipped entries and unreadable folders."""
+
+    candidates: list[Candidate]
+    skipped: list[tuple[str, str]]  # (path, reason): special files
+    unreadable: list[tuple[str, str]]  # (folder, reason): folders that cannot be listed
+
+
+def resolved_root(path: Path) -> Path:
+    """The spelling under which a path given to ingest is stored: absolute, ``~``, ``..`` and
+    symbolic links of its *folders* resolved, so ``../raw`` and ``/data/raw`` are the same
+    files. A symbolic link named directly (or met inside a folder) keeps its own name: it is
+    its own file path (its folder gives its label), and its bytes give its media_id."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+def discover(paths: Iterable[Path], *, recursive: bool = True) -> Discovery:
     """Lists candidate files under ``paths`` (files or folders), sorted, without reading them.
 
-    Returns:
-        (candidates, skipped): candidates have a media extension, are broken links with one, or
-        have no media extension but may be media by content (checked later); skipped are folders
-        that do not exist, and special files.
+    Candidates have a media extension, are broken links with one, or have no media extension
+    but may be media by content (checked later). Paths are stored as :func:`resolved_root`
+    spells them. A folder that cannot be listed (permissions) is reported, never fatal.
+
+    Raises:
+        UsageError: when a path does not exist.
     """
     candidates: dict[str, Candidate] = {}
-    skipped: list[tuple[str, str]] = []
+    found = Discovery([], [], [])
     for root in paths:
-        root = Path(root).expanduser()
+        root = resolved_root(Path(root))
         if root.is_dir():
-            iterator = _walk(root, recursive)
+            iterator = _walk(root, recursive, found.unreadable)
         elif root.exists() or root.is_symlink():
             iterator = iter([root])
         else:
             raise UsageError(f"{root}: no such file or folder; check the path")
         for path in iterator:
-            absolute = str(path.absolute())
-            if absolute in candidates:
-                continue
-            try:
-                info = path.stat()
-            except FileNotFoundError:
-                if path.is_symlink():
-                    candidates[absolute] = Candidate(
-                        absolute, None, None, kind_from_extension(path)
-                    )
-                continue
-            except OSError as exc:
-                candidates[absolute] = Candidate(absolute, None, None, kind_from_extension(path))
-                del exc
-                continue
-            if not path.is_file():
-                skipped.append((absolute, "not a regular file"))
-                continue
-            candidates[absolute] = Candidate(
-                absolute, info.st_size, info.st_mtime_ns, kind_from_extension(path)
-            )
-    return [candidates[k] for k in sorted(candidates)], skipped
+            key = str(path)
+            if key not in candidates:
+                candidate = _candidate(path, found.skipped)
+                if candidate is not None:
+                    candidates[key] = candidate
+    found.candidates = [candidates[k] for k in sorted(candidates)]
+    return found
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[Path]:
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+def _candidate(path: Path, skipped: list[tuple[str, str]]) -> Candidate | None:
+    hint = kind_from_extension(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return Candidate(str(path), None, None, hint) if path.is_symlink() else None
+    except OSError:
+        return Candidate(str(path), None, None, hint)
+    if not path.is_file():
+        skipped.append((str(path), "not a regular file"))
+        return None
+    return Candidate(str(path), info.st_size, info.st_mtime_ns, hint)
+
+
+def _walk(root: Path, recursive: bool, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        unreadable.append((str(root), _folder_problem(exc)))
+        return
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         path = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
             if recursive:
-                yield from _walk(path, recursive)
+                yield from _walk(path, recursive, unreadable)
         else:
             yield path
 
 
+def _folder_problem(exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "folder cannot be read (permission denied); its files were not ingested"
+    return f"folder cannot be read ({exc.strerror or exc}); its files were not ingested"
+
+
 def hash_file(path: str) -> tuple[str, int, bytes]:
     """Streams a file through SHA-256. Returns (media_id, size, first bytes)."""
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            if not head:
-                head = chunk[:HEAD_BYTES]
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest()[:16], size, head
+    digest, size, head = file_sha256(path, head=HEAD_BYTES)
+    return digest[:16], size, head
 
 
 def path_id(path: str) -> str:
@@ -144,8 +187,11 @@ def path_id(path: str) -> str:
     return "x" + hashlib.sha256(path.encode()).hexdigest()[:15]
 
 
-def inspect_file(candidate: Candidate) -> dict[str, Any]:
+def inspect_file(candidate: Candidate, max_pixels: int | None = None) -> dict[str, Any]:
     """Reads, hashes and probes one file. Never raises: problems become ``status=error``.
+
+    Images and videos larger than ``max_pixels`` are refused from their header, before any
+    pixel is decoded, so one file cannot take the run's memory.
 
     Returns a dict with ``path``, ``media_id``, ``kind`` (None for non-media), ``status``,
     ``error``, ``size_bytes`` and the probe's fields.
@@ -185,22 +231,28 @@ def inspect_file(candidate: Candidate) -> dict[str, Any]:
         }
     row["kind"] = kind
     try:
-        if kind == "video":
-            row.update(probe_video_safely(candidate.path))
-        else:
-            from dataprep.probe import probe_image
-
-            row.update(probe_image(Path(candidate.path)))
-            row["container"] = row["codec"] = _image_format(head)
+        row.update(_probe(candidate.path, kind, head, max_pixels))
     except MediaError as exc:
         return {**row, "status": "error", "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - one bad file is one error row, never a stopped run
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {
+            **row,
+            "status": "error",
+            "error": f"cannot be probed ({type(exc).__name__}"
+            + (f": {reason[:200]})" if reason else ")"),
+        }
     return {**row, "status": "ok", "error": None}
 
 
-def probe_video_safely(path: str) -> dict[str, Any]:
-    from dataprep.probe import probe_video
+def _probe(path: str, kind: str, head: bytes, max_pixels: int | None) -> dict[str, Any]:
+    from dataprep.probe import probe_image, probe_video
 
-    return probe_video(Path(path))
+    if kind == "video":
+        return probe_video(Path(path), max_pixels)
+    fields = probe_image(Path(path), max_pixels)
+    fields["container"] = fields["codec"] = _image_format(head)
+    return fields
 
 
 def _image_format(head: bytes) -> str:
@@ -230,11 +282,20 @@ def _worth_a_pool(todo: list[Candidate]) -> bool:
     return total >= POOL_MIN_BYTES or videos >= POOL_MIN_VIDEOS or len(todo) >= POOL_MIN_FILES
 
 
-def _inspect_all(todo: list[Candidate], jobs: int) -> Iterator[dict[str, Any]]:
+def _inspect_all(todo: list[Candidate], jobs: int, max_pixels: int) -> Iterator[dict[str, Any]]:
     from dataprep.parallel import map_items
 
     jobs = jobs if _worth_a_pool(todo) else 1
-    return map_items(inspect_file, todo, jobs, chunksize=1 if len(todo) < 64 else 4)
+    work = functools.partial(inspect_file, max_pixels=max_pixels)
+    return map_items(work, todo, jobs, chunksize=1 if len(todo) < 64 else 4)
+
+
+def ingest_settings(
+    workspace: Workspace, *, max_pixels: int | None = None, **overrides: Any
+) -> IngestConfig:
+    """``[ingest]`` of dataprep.toml with the given options applied, validated in one place
+    (:func:`dataprep.config.effective`)."""
+    return effective(workspace.config, "ingest", {**overrides, "max_pixels": max_pixels})
 
 
 def ingest(
@@ -245,81 +306,101 @@ def ingest(
     label_from_dir: bool | None = None,
     mode: Mode | None = None,
     jobs: int | None = None,
+    on_error: str = "skip",
+    max_pixels: int | None = None,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
     """Ingests media under ``paths`` into ``workspace`` (see the module docstring).
 
-    Options left as None take their value from ``[ingest]`` in ``dataprep.toml``.
-    Holds the workspace lock; checkpoints the manifests every few seconds, so a killed run
-    keeps what it finished and a rerun completes the rest.
+    Options left as None take their value from ``[ingest]`` in ``dataprep.toml``. Runs as
+    the ``ingest`` stage (:func:`dataprep.stage.run_stage`): under the workspace lock, with
+    checkpoints every few seconds, so a killed run keeps what it finished and a rerun
+    completes the rest. ``on_error="skip"`` (default) records a bad file as an error row and
+    goes on; ``"fail"`` stops at the first one, keeping the files before it.
+
+    Raises:
+        UsageError: for a bad option or a path that does not exist.
+        ItemFailed: under ``on_error="fail"``, naming the first bad file.
+        DiskError: when the workspace cannot be written (disk full); a rerun resumes.
     """
-    paths = [Path(p) for p in paths]
-    settings = workspace.config.ingest
-    recursive = settings.recursive if recursive is None else recursive
-    label_from_dir = settings.label_from_dir if label_from_dir is None else label_from_dir
-    mode = mode or settings.mode
-    if mode not in ("copy", "link", "reference"):
-        raise UsageError(f"--mode {mode!r} is not allowed; use copy, link or reference")
-    jobs = jobs or os.cpu_count() or 1
+    settings = ingest_settings(
+        workspace,
+        recursive=recursive,
+        label_from_dir=label_from_dir,
+        mode=mode,
+        max_pixels=max_pixels,
+    )
+    paths = [resolved_root(Path(p)) for p in paths]
     started = time.monotonic()
-    candidates, skipped = discover(paths, recursive=recursive)
-    report = IngestReport(skipped=skipped, files=len(candidates))
-    with workspace.lock():
+    found = discover(paths, recursive=settings.recursive)
+    report = IngestReport(skipped=found.skipped, files=len(found.candidates))
+    with run_stage(workspace, "ingest", on_error=on_error) as run:
         state = _State.load(workspace)
-        todo = []
-        for candidate in candidates:
-            if state.unchanged(candidate):
-                report.unchanged += 1
-                known = state.media[state.files[candidate.path]["media_id"]]
-                if known["status"] == "error":
-                    report.errors.append((candidate.path, known["error"]))
-            else:
-                todo.append(candidate)
-        done = report.unchanged
-        if progress:
-            progress(done, len(candidates), 0)
-        last_save = time.monotonic()
-        checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
-        for result in _inspect_all(todo, jobs):
-            done += 1
-            report.bytes_read += result.get("size_bytes") or 0
-            if result["status"] == "skip":
-                report.skipped.append((result["path"], result["error"]))
-            else:
-                state.add(
-                    workspace, result, mode=mode, label_from_dir=label_from_dir, report=report
-                )
-            if progress:
-                progress(done, len(candidates), report.bytes_read)
-            if time.monotonic() - last_save > checkpoint_s:
-                state.save(workspace)
-                last_save = time.monotonic()
-        checkpoint_s = float(os.environ.get("DATAPREP_CHECKPOINT_SECONDS", "5"))
+        try:
+            for folder, reason in found.unreadable:
+                report.errors.append((folder, reason))
+                run.item_failed(folder, reason)
+            jobs = jobs or os.cpu_count() or 1
+            _run(run, state, found.candidates, settings, jobs, progress, report)
+        except BaseException:
+            if run.changed:  # keep the finished files; the error raised says what happened
+                with contextlib.suppress(DiskError, OSError):
+                    state.save(workspace)
+            raise
         state.save(workspace)
         report.seconds = time.monotonic() - started
-        previous = load_stage(workspace, "ingest") or {"settings": {}}
-        all_paths = {*previous["settings"].get("paths", []), *(str(p.absolute()) for p in paths)}
-        record_stage(
-            workspace,
-            "ingest",
-            settings={
-                "paths": sorted(all_paths),
-                "recursive": recursive,
-                "label_from_dir": label_from_dir,
-                "mode": mode,
-            },
-            counts={
-                "files": report.files,
-                "added": report.added,
-                "unchanged": report.unchanged,
-                "duplicates": report.duplicates,
-                "rejected": len(report.errors),
-                "skipped": len(report.skipped),
-                "media_total": len(state.media),
-            },
-            failures=[{"path": p, "error": e} for p, e in report.errors],
+        run.finish(
+            settings=_record_settings(workspace, paths, settings),
+            counts={**report.counts(), "media_total": len(state.media)},
         )
     return report
+
+
+def _run(
+    run: StageRun,
+    state: _State,
+    candidates: list[Candidate],
+    settings: IngestConfig,
+    jobs: int,
+    progress: ProgressFn | None,
+    report: IngestReport,
+) -> None:
+    """The per-file loop: skip what is unchanged, inspect the rest, commit and checkpoint."""
+    todo = []
+    for candidate in candidates:
+        if state.unchanged(candidate):
+            report.unchanged += 1
+            known = state.media[state.files[candidate.path]["media_id"]]
+            if known["status"] == "error":
+                report.errors.append((candidate.path, known["error"]))
+                run.item_failed(candidate.path, known["error"])
+        else:
+            todo.append(candidate)
+    done = report.unchanged
+    if progress:
+        progress(done, len(candidates), 0)
+    for result in _inspect_all(todo, jobs, settings.max_pixels):
+        done += 1
+        report.bytes_read += result.get("size_bytes") or 0
+        if result["status"] == "skip":
+            report.skipped.append((result["path"], result["error"]))
+        else:
+            run.mark_changed()
+            state.add(run.workspace, result, settings=settings, report=report)
+            if result["status"] == "error":
+                run.item_failed(result["path"], result["error"])
+        if progress:
+            progress(done, len(candidates), report.bytes_read)
+        if run.checkpoint_due():
+            state.save(run.workspace)
+
+
+def _record_settings(
+    workspace: Workspace, paths: list[Path], settings: IngestConfig
+) -> dict[str, Any]:
+    previous = load_stage(workspace, "ingest") or {"settings": {}}
+    all_paths = {*previous["settings"].get("paths", []), *(str(p) for p in paths)}
+    return {"paths": sorted(all_paths), **settings.model_dump()}
 
 
 class _State:
@@ -354,10 +435,11 @@ class _State:
         workspace: Workspace,
         result: dict,
         *,
-        mode: str,
-        label_from_dir: bool,
+        settings: IngestConfig,
         report: IngestReport,
     ) -> None:
+        """Commits one inspected file: its files row, and a new or extended media row."""
+        mode, label_from_dir = settings.mode, settings.label_from_dir
         path, media_id = result["path"], result["media_id"]
         previous = self.files.get(path)
         if previous and previous["media_id"] != media_id:
@@ -426,22 +508,36 @@ class _State:
         target = workspace.media_dir / f"{result['media_id']}{source.suffix.lower()}"
         if not target.exists():
             tmp = target.with_name(f".{target.name}.tmp")
-            if mode == "link":
-                try:
-                    os.link(source, tmp)
-                except OSError:  # another file system: fall back to a symbolic link
-                    os.symlink(source.resolve(), tmp)
-            else:
-                shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            try:
+                if mode == "link":
+                    try:
+                        os.link(source, tmp)
+                    except OSError:  # another file system: fall back to a symbolic link
+                        os.symlink(source.resolve(), tmp)
+                else:
+                    shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise DiskError(os_error_message(target, exc, "write")) from None
         return str(target)
 
     def save(self, workspace: Workspace) -> None:
+        """Writes both manifests atomically.
+
+        Raises:
+            DiskError: naming the manifest that could not be written (disk full...).
+        """
         media_frame = manifests.from_records("media", [self.media[k] for k in sorted(self.media)])
         files_frame = manifests.from_records("files", [self.files[k] for k in sorted(self.files)])
         # media first: a kill between the two writes only costs re-hashing, never a lost row
-        manifests.save(workspace, "media", media_frame)
-        manifests.save(workspace, "files", files_frame)
+        for name, frame in (("media", media_frame), ("files", files_frame)):
+            try:
+                manifests.save(workspace, name, frame)
+            except OSError as exc:
+                path = workspace.manifest_path(name)
+                raise DiskError(os_error_message(path, exc, "write")) from None
 
 
 def _now():

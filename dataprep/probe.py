@@ -1,4 +1,4 @@
-"""Probing media: what PyAV (videos) and OpenCV (images) say about a file.
+"""Probing media: what PyAV (videos), Pillow (image headers) and OpenCV (image pixels) say.
 
 Frame counts are counted by demuxing, never taken from the header, because headers are missing
 in some containers and wrong in truncated files.
@@ -15,8 +15,8 @@ from dataprep.errors import MediaError
 VFR_TOLERANCE = 0.05  # relative spread of frame intervals above which a video is VFR
 
 
-def probe_video(path: Path) -> dict[str, Any]:
-    """Probes a video with PyAV.
+def probe_video(path: Path, max_pixels: int | None = None) -> dict[str, Any]:
+    """Probes a video with PyAV; a frame size above ``max_pixels`` is refused before decoding.
 
     Returns:
         container, codec, width, height (as displayed), rotation (counter-clockwise degrees),
@@ -35,6 +35,7 @@ def probe_video(path: Path) -> dict[str, Any]:
         if not container.streams.video:
             raise MediaError("no video stream in the file")
         stream = container.streams.video[0]
+        check_pixels(stream.codec_context.width or 0, stream.codec_context.height or 0, max_pixels)
         rotation = 0
         try:
             first = next(container.decode(stream), None)
@@ -99,17 +100,66 @@ def _demux_timestamps(container, stream) -> tuple[list[int], list[int]]:
     return timestamps, durations
 
 
-def probe_image(path: Path) -> dict[str, Any]:
-    """Probes an image with OpenCV: width, height and format.
+def image_header_size(path: Path) -> tuple[int, int]:
+    """Width and height from an image file's header, without decoding its pixels.
+
+    Pillow opens images lazily: only the header is parsed, so a 74-byte file that claims
+    100000x100000 costs nothing here.
 
     Raises:
-        MediaError: when the image cannot be decoded.
+        MediaError: when no header can be parsed.
+    """
+    import warnings
+
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies, after this call
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"not a decodable image ({_reason(exc)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return int(width), int(height)
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """Refuses media larger than ``max_pixels`` (``[ingest] max_pixels``) before decoding.
+
+    Raises:
+        MediaError: naming the size and the limit.
+    """
+    if max_pixels and width * height > max_pixels:
+        raise MediaError(
+            f"{width}x{height} pixels ({width * height / 1e6:,.0f} megapixels) is above the "
+            f"limit of {max_pixels / 1e6:,.0f} megapixels; raise [ingest] max_pixels in "
+            "dataprep.toml if the file is genuine"
+        )
+
+
+def probe_image(path: Path, max_pixels: int | None = None) -> dict[str, Any]:
+    """Probes an image: width and height from the header, checked against ``max_pixels``,
+    then one decode with OpenCV to make sure the pixels are readable.
+
+    Peak memory is bounded by ``max_pixels`` (times the channels), whatever the file claims.
+
+    Raises:
+        MediaError: when the image is too large or cannot be decoded.
     """
     import cv2
     import numpy as np
 
+    width, height = image_header_size(path)
+    check_pixels(width, height, max_pixels)
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:
+        raise MediaError(f"not a decodable image ({_reason(exc)})") from None
     if image is None:
         raise MediaError("not a decodable image")
     height, width = image.shape[:2]

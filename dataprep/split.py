@@ -28,7 +28,8 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import ManifestError, UsageError
 from dataprep.export.selection import SPLITS, resolve_media_labels
-from dataprep.stages import file_fingerprint, record_stage
+from dataprep.hashing import file_fingerprint
+from dataprep.stages import record_stage
 from dataprep.workspace import Workspace
 
 STATE_FILE = "split.json"  # under .dataprep/: the settings of the current splits
@@ -66,20 +67,33 @@ class SplitReport:
 
 
 def parse_ratios(value: str | list[float]) -> list[float]:
-    """Parses ``"0.8,0.1,0.1"`` (or a list) into three ratios summing to 1.
+    """Parses ``"0.8,0.1,0.1"`` (or a list) into numbers; :func:`split_settings` checks them.
 
     Raises:
-        UsageError: for anything else.
+        UsageError: when a part is not a number.
     """
     try:
-        ratios = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
-    except ValueError:
+        return [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
         raise UsageError(f"--ratios {value!r}: use three numbers, e.g. 0.8,0.1,0.1") from None
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise UsageError(
-            f"--ratios {value!r}: use three non-negative numbers (train,val,test) summing to 1"
-        )
-    return ratios
+
+
+def split_settings(workspace: Workspace, defaults: dict[str, Any], **given: Any) -> dict:
+    """The effective split settings: ``defaults`` (recorded settings over ``[split]``) with the
+    options given, validated in one place (:func:`dataprep.config.effective`: three finite,
+    non-negative ratios summing to 1...)."""
+    from dataprep.config import SplitConfig, effective
+
+    if given.get("ratios") is not None:
+        given["ratios"] = parse_ratios(given["ratios"])
+    base = workspace.config.model_copy(
+        update={
+            "split": SplitConfig.model_construct(
+                **{**workspace.config.split.model_dump(), **defaults}
+            )
+        }
+    )
+    return effective(base, "split", given).model_dump()
 
 
 def group_position(group_key: str, seed: int) -> float:
@@ -98,7 +112,7 @@ def split_by_position(position: float, ratios: list[float]) -> str:
     return next(s for s, r in zip(reversed(SPLITS), reversed(ratios), strict=True) if r > 0)
 
 
-def group_keys(media, group_by: str) -> dict[str, str]:
+def group_keys(media, group_by: str, where: str = "--group-by") -> dict[str, str]:
     """``{media_id: group_key}`` for ``group_by`` = media, folder (source folder) or a column.
 
     Media with an empty value in the column form a group of their own (their media_id).
@@ -115,7 +129,7 @@ def group_keys(media, group_by: str) -> dict[str, str]:
     if group_by not in media.columns or group_by == "media_id":
         columns = ", ".join(c for c in media.columns if c != "media_id")
         raise UsageError(
-            f"--group-by {group_by!r} is not a media column; use media, folder or one of {columns}"
+            f"{where} {group_by!r} is not a media column; use media, folder or one of {columns}"
         )
     keys = {}
     for media_id, value in zip(media["media_id"], media[group_by], strict=True):
@@ -206,11 +220,13 @@ def split_media(
         "seed": config.seed,
         **recorded,
     }
-    ratios = parse_ratios(defaults["ratios"] if ratios is None else ratios)
-    group_by = group_by or defaults["group_by"]
-    stratify = defaults["stratify"] if stratify is None else stratify
-    seed = defaults["seed"] if seed is None else seed
-    settings = {"ratios": ratios, "group_by": group_by, "stratify": stratify, "seed": seed}
+    given_group_by = group_by
+    settings = split_settings(
+        workspace, defaults, ratios=ratios, group_by=group_by or None, stratify=stratify, seed=seed
+    )
+    ratios, group_by, stratify, seed = (
+        settings[k] for k in ("ratios", "group_by", "stratify", "seed")
+    )
 
     with workspace.lock():
         media = manifests.load(workspace, "media")
@@ -221,7 +237,9 @@ def split_media(
             )
         labels = manifests.load(workspace, "labels", missing_ok=True)
         media_labels = resolve_media_labels(media, labels)
-        key_of = group_keys(media, group_by)
+        key_of = group_keys(
+            media, group_by, _where(workspace, "group_by", given_group_by, recorded)
+        )
         previous = _previous(workspace, settings, key_of, reset)
 
         media_class = {m: media_labels[m].dominant() for m in media["media_id"]}
@@ -281,6 +299,15 @@ def split_media(
     report.warnings = _missing_classes(workspace, report, ratios)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _where(workspace: Workspace, key: str, given: Any, recorded: dict[str, Any]) -> str:
+    """Where a setting came from, for messages: its option, the recorded settings or the file."""
+    if given is not None:
+        return "--" + key.replace("_", "-")
+    if key in recorded:
+        return f"{workspace.state_dir / STATE_FILE}: {key} ="
+    return f"{workspace.config_path}: [split] {key} ="
 
 
 def _previous(

@@ -34,6 +34,14 @@ JsonOpt = Annotated[
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace outputs made with other settings.")
 ]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="What a bad item does: skip (record it and go on) or fail (stop at the first one; "
+        "the items before it are kept).",
+    ),
+]
 
 _state: dict[str, Any] = {"debug": False, "quiet": False, "workspace": None}
 
@@ -114,6 +122,59 @@ def silence_native_logs(func):
             return func(*args, **kwargs)
 
     return wrapper
+
+
+class PipeSafeStream:
+    """Wraps stdout so that a reader that went away (``dataprep ... | head -1``) does not change
+    the command's outcome: the first ``BrokenPipeError`` points file descriptor 1 at
+    /dev/null, and the command goes on to its own exit code (its work is done; only the rest
+    of its report is unread)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def _closed(self) -> None:
+        self.broken = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def protect_stdout() -> None:
+    """Installs :class:`PipeSafeStream` on ``sys.stdout`` (once; the console script does it)."""
+    if not isinstance(sys.stdout, PipeSafeStream) and sys.stdout is not None:
+        sys.stdout = PipeSafeStream(sys.stdout)
+
+
+def flush_stdout() -> None:
+    """Flushes stdout at exit; a reader that went away is not an error (see PipeSafeStream)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
 
 
 def handle_errors(func):

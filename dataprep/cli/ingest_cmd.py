@@ -10,6 +10,7 @@ import typer
 from dataprep.cli.common import (
     JobsOpt,
     JsonOpt,
+    OnErrorOpt,
     WorkspaceOpt,
     console,
     handle_errors,
@@ -39,14 +40,23 @@ def ingest(
             "--mode", help="copy (into media/), link (hard link) or reference (in place)."
         ),
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pixels",
+            help="Refuse images (and video frames) above this many pixels, read from the "
+            "header before decoding (default: [ingest] max_pixels, 100 megapixels).",
+        ),
+    ] = None,
+    on_error: OnErrorOpt = "skip",
     jobs: JobsOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Find videos and images under PATHS by content, hash, probe and record them.
 
-    Bad files get an error row and never stop the run. Exit code 0: all ingested;
-    1: some files were rejected (listed in the summary).
+    Bad files get an error row and, with the default `--on-error skip`, never stop the run.
+    Exit code 0: all ingested; 1: some files were rejected (listed in the summary).
 
     Example: `dataprep ingest raw/ --label-from-dir --mode link`
     """
@@ -60,6 +70,8 @@ def ingest(
             recursive=recursive,
             label_from_dir=label_from_dir,
             mode=mode,
+            max_pixels=max_pixels,
+            on_error=on_error,
             jobs=jobs,
             progress=update,
         )

@@ -26,9 +26,12 @@ def init(
 
     Example: `dataprep init gestures --classes left,right,up,down`
     """
+    from dataprep.safepath import check_class_name
     from dataprep.workspace import init_workspace
 
     class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else []
+    for class_name in class_list:  # before anything is created
+        check_class_name(class_name, "--classes")
     workspace = init_workspace(
         directory, classes=class_list, label_type=label_type, name=name, exist_ok=exist_ok
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dataprep import __version__
-from dataprep.cli.common import WorkspaceOpt, set_global
+from dataprep.cli.common import WorkspaceOpt, flush_stdout, protect_stdout, set_global
 
 app = typer.Typer(
     name="dataprep",
@@ -58,7 +58,13 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """The console script: stdout is made safe against a closed pipe first, so that
+    ``dataprep export ... | head -1`` keeps the exit code of the work, for every command."""
+    protect_stdout()
+    try:
+        app()
+    finally:
+        flush_stdout()
 
 
 if __name__ == "__main__":
