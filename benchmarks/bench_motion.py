@@ -1,0 +1,333 @@
+"""The motion benchmark: the default cnn-lstm over every family x training-set size x seed.
+
+Each family of :mod:`dataprep.testing.motion` is generated as real H.264 videos (one clip per
+video) at three training-set sizes (about 100, 200 and 400 training clips; validation 15 and
+test 25 clips per class whatever the size), and goes through the normal pipeline: ingest with
+labels from the folders, frames (all, 32 px), split (grouped by video, stratified, seeded),
+stats, a clip TFRecord export, then ``train_baseline`` with the workspace's defaults (only the
+model, the seed and the run name are given). Per family and size it prints the test accuracy
+(mean ± std over the seeds), the train/val accuracy gap at the best epoch and the seconds per
+epoch (min/median/max over all epochs after the first of every seed), and writes every run to
+JSON.
+
+Generated exports are cached (``--cache``, default ``$DATAPREP_MOTION_CACHE`` or
+``~/.cache/dataprep/bench-motion``), keyed by the family's settings, the size and the
+generator's version, so a rerun only trains. Results are written after every run; ``--resume``
+skips the runs already in ``--out``.
+
+Usage::
+
+    python3 benchmarks/bench_motion.py [--quick] [--families a,b] [--sizes 100,200]
+        [--seeds 0,1,2] [--label NAME] [--out FILE] [--resume]
+
+``benchmarks/run.py --only motion`` runs it with the others (``--quick``: two families at 100
+clips, one seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import row  # noqa: E402
+
+BENCH = "motion"
+GENERATOR_VERSION = 1  # bump when dataprep.testing.motion draws different clips
+SIZES = (100, 200, 400)
+SEEDS = (0, 1, 2)
+VAL_PER_CLASS = 15
+TEST_PER_CLASS = 25
+QUICK_FAMILIES = ("shapes-flat", "shape-x-direction")
+
+
+def cache_root(cache: Path | None = None) -> Path:
+    """Where generated workspaces are kept between runs."""
+    if cache is not None:
+        return Path(cache)
+    env = os.environ.get("DATAPREP_MOTION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dataprep" / "bench-motion"
+
+
+def prepare(family_name: str, n_train: int, cache: Path, log=print):
+    """The workspace holding the clip export ``clips`` of one family and size (cached).
+
+    The set is made once: videos, ingest, frames, split, stats, export; a ``.complete`` marker
+    is written last, so an interrupted preparation is redone from scratch.
+    """
+    import shutil
+
+    from dataprep.export.dataset import export_dataset
+    from dataprep.frames import extract_frames
+    from dataprep.hashing import settings_fingerprint
+    from dataprep.ingest import ingest
+    from dataprep.split import split_media
+    from dataprep.stats import compute_stats
+    from dataprep.testing.motion import family, write_motion_set
+    from dataprep.workspace import init_workspace, open_workspace
+
+    spec = family(family_name)
+    per_class_train = max(1, round(n_train / len(spec.classes)))
+    per_class = per_class_train + VAL_PER_CLASS + TEST_PER_CLASS
+    key = settings_fingerprint(
+        {
+            "family": asdict(spec),
+            "per_class": [per_class_train, VAL_PER_CLASS, TEST_PER_CLASS],
+            "version": GENERATOR_VERSION,
+        },
+        length=10,
+    )
+    folder = cache / f"{family_name}-{n_train}-{key}"
+    if (folder / ".complete").exists():
+        return open_workspace(folder / "ws")
+    if folder.exists():
+        shutil.rmtree(folder)
+    started = time.perf_counter()
+    seed = zlib.crc32(family_name.encode()) + n_train
+    write_motion_set(folder / "raw", spec, per_class, seed=seed)
+    ws = init_workspace(folder / "ws", classes=list(spec.classes))
+    ingest(ws, [folder / "raw"], label_from_dir=True, jobs=1)
+    extract_frames(ws, sampling="all", size=str(spec.size), jobs=1)
+    total = float(per_class)
+    split_media(
+        ws,
+        ratios=[per_class_train / total, VAL_PER_CLASS / total, TEST_PER_CLASS / total],
+        seed=0,
+    )
+    compute_stats(ws, jobs=1)
+    export_dataset(
+        ws,
+        format="tfrecord",
+        unit="clip",
+        clip_len=spec.frames,
+        clip_stride=spec.frames,
+        name="clips",
+    )
+    (folder / ".complete").write_text(f"{time.perf_counter() - started:.1f}s\n")
+    log(f"prepared {folder.name} in {time.perf_counter() - started:.0f}s")
+    return ws
+
+
+def train_one(ws, family_name: str, n_train: int, seed: int, runs_dir: Path) -> dict:
+    """Trains the default cnn-lstm once; returns the run's figures."""
+    import keras
+
+    from dataprep.train.loop import TrainOptions, train_baseline
+
+    keras.backend.clear_session()
+    options = TrainOptions(
+        export="clips", model="cnn-lstm", seed=seed, run_name=f"{family_name}-{n_train}-s{seed}"
+    )
+    lines: list[str] = []
+    result = train_baseline(ws, options, log=lines.append, runs_dir=runs_dir)
+    history = result.history
+    best = history[result.best_epoch - 1]
+    seconds = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history]
+    warnings_ = [line for line in lines if "overfit" in line.lower() or "augment" in line.lower()]
+    config = json.loads((result.run_dir / "config.json").read_text())
+    return {
+        "family": family_name,
+        "n_train": n_train,
+        "seed": seed,
+        "train_examples": config["export"]["examples"]["train"],
+        "test_examples": result.metrics["examples"],
+        "test_accuracy": result.metrics["test_accuracy"],
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(history),
+        "train_accuracy": best.get("accuracy"),
+        "val_accuracy": best.get("val_accuracy"),
+        "gap": (best.get("accuracy") or 0.0) - (best.get("val_accuracy") or 0.0),
+        "epoch_seconds": seconds,
+        "first_epoch_seconds": history[0]["seconds"],
+        "images_per_s": result.train_images_per_s,
+        "run_seconds": result.seconds,
+        "resolved": config.get("resolved"),
+        "notes": warnings_,
+    }
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One summary per (family, size): mean ± std of test accuracy, gap, epoch seconds."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["family"], run["n_train"]), []).append(run)
+    out = []
+    for (family_name, n_train), items in groups.items():
+        accs = [r["test_accuracy"] for r in items]
+        seconds = [s for r in items for s in r["epoch_seconds"]]
+        out.append(
+            {
+                "family": family_name,
+                "n_train": n_train,
+                "seeds": len(items),
+                "test_mean": statistics.fmean(accs),
+                "test_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "test_all": accs,
+                "gap_mean": statistics.fmean(r["gap"] for r in items),
+                "epochs_mean": statistics.fmean(r["epochs_run"] for r in items),
+                "epoch_s_min": min(seconds),
+                "epoch_s_median": statistics.median(seconds),
+                "epoch_s_max": max(seconds),
+                "images_per_s": statistics.fmean(r["images_per_s"] for r in items),
+            }
+        )
+    return out
+
+
+def print_summary(summary: list[dict], label: str = "") -> None:
+    print(f"\nmotion benchmark {label}".rstrip())
+    print(
+        f"{'family':20s} {'clips':>5s} {'test acc (mean ± std)':>22s} {'gap':>6s} "
+        f"{'epochs':>6s} {'s/epoch min/med/max':>20s} {'img/s':>6s}"
+    )
+    for s in summary:
+        print(
+            f"{s['family']:20s} {s['n_train']:5d} {s['test_mean']:>14.3f} ± {s['test_std']:.3f} "
+            f"{s['gap_mean']:6.2f} {s['epochs_mean']:6.1f} "
+            f"{s['epoch_s_min']:6.1f}/{s['epoch_s_median']:5.1f}/{s['epoch_s_max']:5.1f} "
+            f"{s['images_per_s']:6.0f}"
+        )
+
+
+def sweep(
+    families,
+    sizes,
+    seeds,
+    runs_dir: Path,
+    *,
+    cache: Path | None = None,
+    out: Path | None = None,
+    label: str = "",
+    resume: bool = False,
+    log=print,
+) -> dict:
+    """Trains every family x size x seed; writes ``out`` after every run; returns the results."""
+    cache = cache_root(cache)
+    runs: list[dict] = []
+    if resume and out is not None and out.exists():
+        runs = json.loads(out.read_text()).get("runs", [])
+    done = {(r["family"], r["n_train"], r["seed"]) for r in runs}
+    results: dict = {}
+    for family_name in families:
+        for n_train in sizes:
+            ws = prepare(family_name, n_train, cache, log=log)
+            for seed in seeds:
+                if (family_name, n_train, seed) in done:
+                    continue
+                run = train_one(ws, family_name, n_train, seed, runs_dir)
+                runs.append(run)
+                log(
+                    f"{family_name} {n_train} seed {seed}: test {run['test_accuracy']:.3f} "
+                    f"gap {run['gap']:.2f} epochs {run['epochs_run']} "
+                    f"({run['run_seconds']:.0f}s, {run['images_per_s']:.0f} images/s)"
+                )
+                results = {
+                    "label": label,
+                    "families": list(families),
+                    "sizes": list(sizes),
+                    "seeds": list(seeds),
+                    "runs": runs,
+                    "summary": summarize(runs),
+                }
+                if out is not None:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(results, indent=2, default=str))
+    return results or {"runs": runs, "summary": summarize(runs)}
+
+
+def run(workdir: Path, quick: bool) -> list[dict]:
+    """The runner's entry (``benchmarks/run.py``): one row per family and size."""
+    families = QUICK_FAMILIES if quick else tuple(_families())
+    sizes = (100,) if quick else SIZES
+    seeds = (0,) if quick else SEEDS
+    results = sweep(
+        families,
+        sizes,
+        seeds,
+        Path(workdir) / "runs",
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    rows = []
+    for s in results["summary"]:
+        rows.append(
+            row(
+                BENCH,
+                f"cnn-lstm on {s['family']}, {s['n_train']} training clips: test accuracy",
+                s["test_mean"],
+                "accuracy",
+                limit="target (>= 0.95 at 200 clips, >= 0.90 at 100)",
+                limit_value=0.95 if s["n_train"] >= 200 else 0.90,
+                ratio=s["test_mean"] / (0.95 if s["n_train"] >= 200 else 0.90),
+                notes=(
+                    f"± {s['test_std']:.3f} over {s['seeds']} seeds; train/val gap "
+                    f"{s['gap_mean']:.2f}; s/epoch {s['epoch_s_min']:.1f}/"
+                    f"{s['epoch_s_median']:.1f}/{s['epoch_s_max']:.1f} (min/median/max)"
+                ),
+            )
+        )
+    return rows
+
+
+def _families():
+    from dataprep.testing.motion import FAMILIES
+
+    return FAMILIES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two families, 100 clips, 1 seed")
+    parser.add_argument("--families", help="comma-separated family names (default: all)")
+    parser.add_argument("--sizes", help="comma-separated training-set sizes (default 100,200,400)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--label", default="", help="a name for this sweep (e.g. before/after)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "motion-latest.json")
+    parser.add_argument("--cache", type=Path, help="generated exports (kept between runs)")
+    parser.add_argument("--runs-dir", type=Path, help="where runs go (default: a temp folder)")
+    parser.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    args = parser.parse_args(argv)
+    families = (
+        args.families.split(",")
+        if args.families
+        else (list(QUICK_FAMILIES) if args.quick else list(_families()))
+    )
+    sizes = (
+        [int(v) for v in args.sizes.split(",")]
+        if args.sizes
+        else ([100] if args.quick else list(SIZES))
+    )
+    seeds = (
+        [int(v) for v in args.seeds.split(",")]
+        if args.seeds
+        else ([0] if args.quick else list(SEEDS))
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-motion-runs-") as tmp:
+        runs_dir = args.runs_dir or Path(tmp)
+        results = sweep(
+            families,
+            sizes,
+            seeds,
+            runs_dir,
+            cache=args.cache,
+            out=args.out,
+            label=args.label,
+            resume=args.resume,
+        )
+    print_summary(results["summary"], args.label)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
