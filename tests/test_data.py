@@ -226,3 +226,30 @@ def test_numpy_reader_does_not_import_tensorflow(ws):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.slow
+def test_load_with_default_verification_names_the_damaged_shard_and_record(ws, tmp_path):
+    """Issue 11 item 10: iterating ``load()`` (default framing check) names the shard and the
+    record of a damaged uncompressed shard, not TensorFlow's bare "corrupted record at N"."""
+    import shutil
+
+    import tensorflow as tf
+
+    folder = tmp_path / "damaged-data"
+    shutil.copytree(ws.exports_dir / "frames", folder)
+    info = json.loads((folder / "dataset_info.json").read_text())
+    shard = folder / info["splits"]["val"]["shards"][0]
+    data = bytearray(shard.read_bytes())
+    data[300] ^= 0x04  # inside the first record's data: the framing check passes
+    shard.write_bytes(bytes(data))
+    dataset = load(folder, "val", batch_size=2, shuffle=False)
+    with pytest.raises(CorruptShardError, match=rf"^{shard.name}: record 0 .*data checksum") as err:
+        _tf_batches(dataset)
+    assert isinstance(err.value, tf.errors.DataLossError)  # what callers caught so far
+    assert "re-run `dataprep export --overwrite`" in str(err.value)
+    # a shuffled, repeated dataset names it too (the damage is met in the first epoch)
+    repeated = load(folder, "val", batch_size=2, repeat=True, seed=1)
+    with pytest.raises(CorruptShardError, match=shard.name):
+        for count, _ in enumerate(repeated):
+            assert count < 100

@@ -260,3 +260,121 @@ def test_decode_matches_frame_stored_pixels(ws):
     row = frames[(example["media_id"], example["frame_index"], 0)]
     stored = cv2.cvtColor(cv2.imread(str(ws.root / row["path"])), cv2.COLOR_BGR2RGB)
     assert np.array_equal(decode_image(example["image"]), stored)
+
+
+# ------------------------------------------------------------------ hostile input and faults
+
+
+def test_class_name_climbing_out_is_refused_and_nothing_lands_outside(ws, tmp_path):
+    """Issue 11 item 3 (writer side): a class name "../evil" written straight into the labels
+    manifest (past every check at the entrances) never becomes a folder outside the export."""
+    import re
+
+    evil = copy_workspace(ws, tmp_path / "evil")
+    toml = evil.root / "dataprep.toml"
+    toml.write_text(re.sub(r"(?m)^classes = .*$", "classes = []", toml.read_text()))
+    from dataprep.workspace import open_workspace
+
+    evil = open_workspace(evil.root)
+    assert evil.config.project.classes == []
+    media_id = manifests.load(evil, "media")["media_id"].iloc[0]
+    rows = [
+        {
+            "media_id": media_id,
+            "kind": "choice",
+            "label": "../evil",
+            "in_classes": True,
+            "ground_truth": False,
+            "resolved": True,
+        }
+    ]
+    manifests.save(evil, "labels", manifests.from_records("labels", rows))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError) as err:
+        export_dataset(evil, format="imagefolder", name="folder")
+    message = str(err.value)
+    assert "\n" not in message and "../evil" in message and "refusing" in message
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    created = [p for p in after if p not in before]
+    assert not [p for p in created if p.name == "evil"]  # no class folder anywhere
+    assert all(str(p).startswith(str(evil.root.relative_to(tmp_path))) for p in created)
+    assert not list((evil.exports_dir / "folder").rglob("*.jpg"))
+
+
+def test_unreadable_frame_follows_the_on_error_policy(ws, tmp_path):
+    """Export is a stage: --on-error fail stops naming the frame file, skip leaves the example
+    out, counts and records it, and the export stays consistent (info matches the shards)."""
+    from dataprep.data import verify_export
+    from dataprep.stage import ItemFailed
+    from dataprep.stages import load_stage
+
+    broken = copy_workspace(ws, tmp_path / "broken")
+    frames = manifests.load(broken, "frames")
+    victim = broken.root / frames["path"].iloc[0]
+    victim.write_bytes(b"not an image at all")
+    with pytest.raises(ItemFailed, match=rf"{victim.name}.*--on-error skip"):
+        export_dataset(broken, name="strict", shard_size="4KB")
+    assert not (broken.exports_dir / "strict" / "dataset_info.json").exists()
+    report = export_dataset(broken, name="lenient", shard_size="4KB", on_error="skip")
+    assert report.failed == 1
+    info = read_info(broken.exports_dir / "lenient")
+    counts = verify_export(broken.exports_dir / "lenient")
+    assert sum(counts.values()) == sum(v["examples"] for v in info["splits"].values())
+    assert sum(report.examples.values()) == sum(
+        len(list(iter_examples(broken.exports_dir / "lenient", s))) for s in info["splits"]
+    )
+    record = load_stage(broken, "export")
+    assert record["settings"]["on_error"] == "skip"
+    assert len(record["failures"]) == 1 and victim.name in record["failures"][0]["error"]
+
+
+def test_bad_shard_size_is_blamed_on_where_it_came_from(ws, tmp_path):
+    """Issue 11 item 13: a bad value in dataprep.toml names the file, section and key; the
+    same value on the command line names the option."""
+    from typer.testing import CliRunner
+
+    from dataprep.cli.main import app
+
+    other = copy_workspace(ws, tmp_path / "badtoml")
+    runner = CliRunner()
+    result = runner.invoke(app, ["-w", str(other.root), "export", "--shard-size", "lots"])
+    assert result.exit_code == 2
+    assert "--shard-size" in result.output and result.output.strip().count("\n") == 0
+    toml = other.root / "dataprep.toml"
+    toml.write_text(toml.read_text().replace('shard_size = "128MB"', 'shard_size = "lots"'))
+    result = runner.invoke(app, ["-w", str(other.root), "export"])
+    assert result.exit_code == 2
+    assert "dataprep.toml" in result.output and "[export] shard_size" in result.output
+    assert "--shard-size" not in result.output and result.output.strip().count("\n") == 0
+
+
+def test_disk_full_names_the_path_and_a_rerun_resumes(ws, tmp_path):
+    """Issue 11 item 8: a full disk while writing shards is one line naming the path, saying
+    the disk is full and that a rerun resumes; the rerun does (on a real, small tmpfs)."""
+    import subprocess
+
+    from dataprep.data import verify_export
+    from dataprep.errors import DiskError
+
+    full = copy_workspace(ws, tmp_path / "full")
+    out = full.exports_dir / "small"
+    out.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(out)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with pytest.raises(DiskError) as err:
+            export_dataset(full, name="small", shard_size="4KB")
+        message = str(err.value)
+        assert "\n" not in message and str(out) in message
+        assert "disk is full" in message and "rerun" in message
+        assert not (out / "dataset_info.json").exists()
+        assert not list(out.glob(".*.tmp"))  # no torn shard left behind
+        subprocess.run(["mount", "-o", "remount,size=16m", str(out)], check=True)
+        report = export_dataset(full, name="small", shard_size="4KB")
+        assert report.resumed_shards > 0
+        verify_export(out)
+    finally:
+        subprocess.run(["umount", str(out)], check=False)

@@ -16,6 +16,7 @@ from dataprep.cli.common import (
     print_json,
 )
 from dataprep.cli.progress import progress_bar
+from dataprep.errors import EXIT_PARTIAL
 
 
 @handle_errors
@@ -42,6 +43,14 @@ def export(
         typer.Option("--unlabelled", help="Frames outside every label: drop, or background class."),
     ] = None,
     overwrite: OverwriteOpt = False,
+    on_error: Annotated[
+        str,
+        typer.Option(
+            "--on-error",
+            help="fail: stop at a frame file that cannot be read (finished shards are kept); "
+            "skip: leave that example out, record it and go on.",
+        ),
+    ] = "fail",
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -66,12 +75,15 @@ def export(
             name=name,
             unlabelled=unlabelled,
             overwrite=overwrite,
+            on_error=on_error,
             progress=update,
         )
     if json_output:
         print_json(report.to_dict())
-        return
-    _print_report(report)
+    else:
+        _print_report(report)
+    if report.failed:  # --on-error skip left examples out
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _print_report(report) -> None:
@@ -98,6 +110,11 @@ def _print_report(report) -> None:
     out.print(table)
     for reason, count in sorted(report.dropped.items()):
         out.print(f"left out: {count} ({reason.replace('_', ' ')})")
+    if report.failed:
+        out.print(
+            f"[yellow]{report.failed} examples left out[/]: frame files could not be read "
+            "(see the stage record; `dataprep info`)"
+        )
     if report.padded_clips:
         out.print(f"{report.padded_clips} clips of short media padded with their last frame")
     for line in report.warnings:

@@ -10,7 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
+from dataprep.errors import DiskError, os_error_message
 from dataprep.export.selection import Example
+from dataprep.safepath import inside
 
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 
@@ -33,32 +35,48 @@ def file_name(example: Example, encoding: str) -> str:
 def write_split(ctx, split: str, examples: list[Example]) -> list[str]:
     """Copies one split's frames into class folders; returns [] (there are no shards).
 
-    Files in the split's folder that this export did not write are removed.
+    Every path is built through :func:`dataprep.safepath.inside`, so a class name that slipped
+    into the labels (``../evil``) is refused before anything is written. Files in the split's
+    folder that this export did not write are removed.
+
+    Raises:
+        UsageError: naming a class folder or file that would leave the export folder.
+        DiskError: naming the file that could not be written (disk full...).
     """
-    split_dir = ctx.out_dir / split
+    split_dir = inside(ctx.out_dir, split)
+    folders = {name: inside(split_dir, name) for name in ctx.selection.class_names}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
     wanted: set[Path] = set()
-    for name in ctx.selection.class_names:
-        (split_dir / name).mkdir(parents=True, exist_ok=True)
     for example, images, _ in ctx.iter_with_images(examples):
-        target = split_dir / example.label / file_name(example, _encoding(images[0], ""))
+        name = file_name(example, _encoding(images[0], ""))
+        target = inside(folders.get(example.label) or inside(split_dir, example.label), name)
         wanted.add(target)
-        if (
-            target.exists()
-            and target.stat().st_size == len(images[0])
-            and (target.read_bytes() == images[0])
-        ):
+        if _same_bytes(target, images[0]):
             continue
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(images[0])
-        os.replace(tmp, target)
+        try:
+            tmp.write_bytes(images[0])
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DiskError(os_error_message(target, exc)) from None
         ctx.bytes_written += len(images[0])
+    _remove_unwanted(split_dir, wanted)
+    return []
+
+
+def _same_bytes(target: Path, data: bytes) -> bool:
+    return target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data
+
+
+def _remove_unwanted(split_dir: Path, wanted: set[Path]) -> None:
     if split_dir.exists():
         for path in sorted(split_dir.rglob("*"), reverse=True):
             if path.is_file() and path not in wanted:
                 path.unlink()
             elif path.is_dir() and path.parent != split_dir and not any(path.iterdir()):
                 shutil.rmtree(path)
-    return []
 
 
 def _encoding(data: bytes, fallback: str) -> str:

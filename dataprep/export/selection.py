@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from dataprep import manifests
-from dataprep.errors import ManifestError, UsageError
+from dataprep.errors import ManifestError
 from dataprep.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
@@ -222,26 +222,19 @@ def select(
 ) -> Selection:
     """Builds the examples of an export from the workspace's manifests (see the module doc).
 
+    The options are validated by the caller (``dataprep.config.ExportConfig`` through
+    :func:`dataprep.config.effective`).
+
     Raises:
         ManifestError: when frames or splits are missing, or media with frames have no split.
-        UsageError: for a bad clip length or stride.
     """
-    if unit not in ("frame", "clip"):
-        raise UsageError(f"--unit {unit!r} is not allowed; use frame or clip")
-    if clip_len < 1 or clip_stride < 1:
-        raise UsageError("--clip-len and --clip-stride must be at least 1")
     media = manifests.load(workspace, "media")
     frames = manifests.load(workspace, "frames")
     labels = manifests.load(workspace, "labels", missing_ok=True)
     split_of = load_splits(workspace)
     media_labels = resolve_media_labels(media, labels)
     class_names = class_names_for(workspace, media_labels, unlabelled)
-    known = set(class_names)
     fps_of = {row["media_id"]: row["fps"] for row in manifests.records(media[["media_id", "fps"]])}
-
-    selection = Selection(
-        unit=unit, class_names=class_names, examples={split: [] for split in SPLITS}
-    )
     missing_split = sorted(
         {m for m in frames["media_id"].unique() if m in media_labels and m not in split_of}
     )
@@ -251,7 +244,29 @@ def select(
             f"split (e.g. {missing_split[0]}); run `dataprep split` again (existing media keep "
             "their split)"
         )
+    selection = Selection(
+        unit=unit, class_names=class_names, examples={split: [] for split in SPLITS}
+    )
+    sequences = _labelled_sequences(frames, media_labels, split_of, selection, unlabelled)
+    for (media_id, copy_index), items in sorted(sequences.items()):
+        items.sort(key=lambda f: f.frame_index)
+        split = split_of[media_id]
+        fps = fps_of.get(media_id)
+        if unit == "frame":
+            examples = _frame_examples(items, split, media_id, copy_index, fps, selection)
+        else:
+            examples = _clip_examples(
+                items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
+            )
+        selection.examples[split].extend(examples)
+    _order_and_warn(selection)
+    return selection
 
+
+def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled):
+    """``{(media_id, copy_index): [FrameItem]}`` of the frames that may be exported, each with
+    its label (or None); counts what is dropped in ``selection.dropped``."""
+    known = set(selection.class_names)
     sequences: dict[tuple[str, int], list[FrameItem]] = {}
     for row in manifests.records(frames):
         media_id = row["media_id"]
@@ -276,64 +291,72 @@ def select(
             augmented=bool(row["augmented"]),
             label=label,
         )
-        split = split_of[media_id]
-        if item.augmented and split != "train":
+        if item.augmented and split_of[media_id] != "train":
             selection.dropped["augmented_outside_train"] += 1
             continue
         sequences.setdefault((media_id, item.copy_index), []).append(item)
+    return sequences
 
-    for (media_id, copy_index), items in sorted(sequences.items()):
-        items.sort(key=lambda f: f.frame_index)
-        split = split_of[media_id]
-        if unit == "frame":
-            for item in items:
-                if item.label is None:
-                    selection.dropped["unlabelled"] += 1
-                    continue
-                key = f"{split}/{media_id}/{copy_index}/{item.frame_index}"
-                selection.examples[split].append(
-                    Example(
-                        key=key,
-                        split=split,
-                        label=item.label,
-                        media_id=media_id,
-                        copy_index=copy_index,
-                        frames=(item,),
-                        length=1,
-                        fps=float(fps_of.get(media_id) or 0.0),
-                    )
-                )
-        else:
-            for window, length in clip_windows(items, clip_len, clip_stride):
-                label = majority_label(window[:length])
-                if label is None:
-                    selection.dropped["unlabelled"] += 1
-                    continue
-                key = f"{split}/{media_id}/{copy_index}/{window[0].frame_index}"
-                selection.examples[split].append(
-                    Example(
-                        key=key,
-                        split=split,
-                        label=label,
-                        media_id=media_id,
-                        copy_index=copy_index,
-                        frames=tuple(window),
-                        length=length,
-                        fps=clip_fps(window[:length], fps_of.get(media_id)),
-                    )
-                )
-            if items and len(items) < clip_len:
-                selection.padded_clips += 1
 
+def _frame_examples(items, split, media_id, copy_index, fps, selection) -> list[Example]:
+    examples = []
+    for item in items:
+        if item.label is None:
+            selection.dropped["unlabelled"] += 1
+            continue
+        examples.append(
+            Example(
+                key=f"{split}/{media_id}/{copy_index}/{item.frame_index}",
+                split=split,
+                label=item.label,
+                media_id=media_id,
+                copy_index=copy_index,
+                frames=(item,),
+                length=1,
+                fps=float(fps or 0.0),
+            )
+        )
+    return examples
+
+
+def _clip_examples(
+    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
+) -> list[Example]:
+    examples = []
+    for window, length in clip_windows(items, clip_len, clip_stride):
+        label = majority_label(window[:length])
+        if label is None:
+            selection.dropped["unlabelled"] += 1
+            continue
+        examples.append(
+            Example(
+                key=f"{split}/{media_id}/{copy_index}/{window[0].frame_index}",
+                split=split,
+                label=label,
+                media_id=media_id,
+                copy_index=copy_index,
+                frames=tuple(window),
+                length=length,
+                fps=clip_fps(window[:length], fps),
+            )
+        )
+    if items and len(items) < clip_len:
+        selection.padded_clips += 1
+    return examples
+
+
+def _order_and_warn(selection: Selection) -> None:
+    """Sorts each split by example hash; warns about classes missing from a split."""
     for split in SPLITS:
         selection.examples[split].sort(key=lambda e: (example_hash(e.key), e.key))
         if not selection.examples[split]:
             continue
         present = {e.label for e in selection.examples[split]}
-        for name in class_names:
+        for name in selection.class_names:
             if name not in present and name != BACKGROUND:
-                selection.warnings.append(f"class {name!r} has no {unit} in the {split} split")
-    return selection
+                selection.warnings.append(
+                    f"class {name!r} has no {selection.unit} in the {split} split"
+                )
 
 
 def clip_windows(items: list[FrameItem], clip_len: int, clip_stride: int):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import math
 import os
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from dataprep.errors import MediaError, UsageError
+from dataprep.errors import DiskError, MediaError, os_error_message
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,17 +32,18 @@ def parse_bytes(value: str | int) -> int:
     """Parses ``"128MB"``, ``"64KiB"`` or ``1000000`` into a byte count.
 
     Raises:
-        UsageError: for anything else, or a size under 1 KB.
+        ValueError: for anything else, or a size under 1 KB (the words name no option: the
+            caller, :class:`dataprep.config.ExportConfig`, says where the value came from).
     """
     text = str(value).strip().upper().replace(" ", "")
     number = text.rstrip("KMGIB")
     unit = text[len(number) :]
     try:
         size = int(float(number) * _SIZE_UNITS[unit])
-    except (ValueError, KeyError):
-        raise UsageError(f"--shard-size {value!r}: use a size like 128MB, 512KB or 1GiB") from None
+    except (ValueError, KeyError, OverflowError):
+        raise ValueError("not a size; use one like 128MB, 512KB or 1GiB") from None
     if size < 1000:
-        raise UsageError(f"--shard-size {value!r} is too small; use at least 1KB")
+        raise ValueError("too small; use at least 1KB")
     return size
 
 
@@ -81,7 +82,10 @@ def shard_file(target: Path, *, compression: str = "none") -> Iterator[BinaryIO]
     name in the header, so equal content gives equal bytes.
     """
     tmp = target.with_name(f".{target.name}.tmp")
-    raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+    try:
+        raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DiskError(os_error_message(tmp, exc)) from None
     try:
         if compression == "gzip":
             with gzip.GzipFile(
@@ -94,10 +98,13 @@ def shard_file(target: Path, *, compression: str = "none") -> Iterator[BinaryIO]
         os.fsync(raw.fileno())
         raw.close()
         os.replace(tmp, target)
-    except BaseException:
-        raw.close()
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            raw.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise DiskError(os_error_message(target, exc)) from None
         raise
 
 
@@ -121,36 +128,24 @@ def read_ahead(
 
 
 def image_info(data: bytes, where: str) -> tuple[int, int, int, str]:
-    """``(height, width, channels, encoding)`` of an encoded JPEG, PNG or WebP, from its header.
+    """``(height, width, channels, encoding)`` of an encoded JPEG, PNG or WebP, from its header
+    (Pillow opens lazily: nothing is decoded).
 
     Raises:
         MediaError: naming ``where`` when the bytes are not such an image.
     """
-    if data[:2] == b"\xff\xd8":
-        pos = 2
-        while pos + 4 <= len(data):
-            if data[pos] != 0xFF:
-                pos += 1
-                continue
-            marker = data[pos + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                pos += 1 if marker == 0xFF else 2
-                continue
-            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-                return height, width, data[pos + 9], "jpeg"
-            pos += 2 + length
-    elif data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26:
-        width, height = struct.unpack(">II", data[16:24])
-        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(data[25], 3)
-        return height, width, channels, "png"
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        import cv2
-        import numpy as np
+    from PIL import Image
 
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is not None:
-            channels = 1 if image.ndim == 2 else image.shape[2]
-            return image.shape[0], image.shape[1], channels, "webp"
-    raise MediaError(f"{where}: not a readable JPEG, PNG or WebP frame; re-run `dataprep frames`")
+    try:
+        with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as image:
+            width, height = image.size
+            channels = 3 if image.mode in ("P", "PA") else len(image.getbands())
+            encoding = image.format.lower()
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for damaged headers
+        raise MediaError(
+            f"{where}: not a readable JPEG, PNG or WebP frame; re-run `dataprep frames`"
+        ) from None
+    return height, width, channels, encoding
+
+
+_PIL_FORMATS = ("JPEG", "PNG", "WEBP")

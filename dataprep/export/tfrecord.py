@@ -2,69 +2,117 @@
 
 from __future__ import annotations
 
-from dataprep.export.selection import Example
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from dataprep.tfrecord_reader import encode_example, encode_sequence_example, frame_record
 
-# Feature spec written to dataset_info.json and used by the loaders (dtype, per-example shape).
-FRAME_FEATURES = {
-    "image": {"dtype": "string", "shape": []},
-    "height": {"dtype": "int64", "shape": []},
-    "width": {"dtype": "int64", "shape": []},
-    "channels": {"dtype": "int64", "shape": []},
-    "label": {"dtype": "int64", "shape": []},
-    "label_name": {"dtype": "string", "shape": []},
-    "media_id": {"dtype": "string", "shape": []},
-    "frame_index": {"dtype": "int64", "shape": []},
-    "copy_index": {"dtype": "int64", "shape": []},
-    "timestamp_s": {"dtype": "float32", "shape": []},
-}
-CLIP_CONTEXT = {
-    "label": {"dtype": "int64", "shape": []},
-    "label_name": {"dtype": "string", "shape": []},
-    "media_id": {"dtype": "string", "shape": []},
-    "copy_index": {"dtype": "int64", "shape": []},
-    "start_frame": {"dtype": "int64", "shape": []},
-    "end_frame": {"dtype": "int64", "shape": []},
-    "fps": {"dtype": "float32", "shape": []},
-    "length": {"dtype": "int64", "shape": []},
-    "height": {"dtype": "int64", "shape": []},
-    "width": {"dtype": "int64", "shape": []},
-    "channels": {"dtype": "int64", "shape": []},
-}
-CLIP_SEQUENCE = {
-    "frames": {"dtype": "string", "shape": []},
-    "frame_index": {"dtype": "int64", "shape": []},
-}
+if TYPE_CHECKING:
+    from dataprep.export.selection import Example
 
 
-DESCRIPTIONS = {
-    "image": "the frame's encoded bytes exactly as extracted (JPEG, PNG or WebP), never raw pixels",
-    "frames": "the clip's T encoded frames in order (short media padded by repeating the last)",
-    "height": "height of the stored frame(s) in pixels",
-    "width": "width of the stored frame(s) in pixels",
-    "channels": "colour channels (3, RGB)",
-    "label": "index into dataset_info.json's class_names",
-    "label_name": "the class name (UTF-8)",
-    "media_id": "content hash of the source media (manifests/media.parquet)",
-    "frame_index": "0-based index of the frame in the decoded stream",
-    "copy_index": "0 for extracted frames, 1..N for materialized augmented copies (train only)",
-    "timestamp_s": "presentation time of the frame in seconds",
-    "start_frame": "frame_index of the clip's first frame",
-    "end_frame": "frame_index of the clip's last real frame",
-    "fps": "average frame rate of the source video",
-    "length": "number of real frames in the clip (the rest is padding; the loaders zero it)",
+@dataclass(frozen=True)
+class Feature:
+    """One feature of the exported messages: the single declaration that dataset_info.json's
+    ``feature_spec``, the loaders' parse specs and docs/reference/tfrecord.md derive from."""
+
+    dtype: str  # string, int64 or float32 (scalars: one value per example or time step)
+    description: str
+    text: bool = False  # a string feature holding UTF-8 text (decoded to str by iter_examples)
+
+
+_H = Feature("int64", "height of the stored frame(s) in pixels")
+_W = Feature("int64", "width of the stored frame(s) in pixels")
+_C = Feature("int64", "colour channels (3, RGB)")
+_LABEL = Feature("int64", "index into dataset_info.json's class_names")
+_LABEL_NAME = Feature("string", "the class name (UTF-8)", text=True)
+_MEDIA_ID = Feature("string", "content hash of the source media (manifests/media.parquet)", True)
+_FRAME_INDEX = Feature("int64", "0-based index of the frame in the decoded stream")
+_COPY_INDEX = Feature(
+    "int64", "0 for extracted frames, 1..N for materialized augmented copies (train only)"
+)
+
+FRAME_FEATURES: dict[str, Feature] = {
+    "image": Feature(
+        "string",
+        "the frame's encoded bytes exactly as extracted (JPEG, PNG or WebP), never raw pixels",
+    ),
+    "height": _H,
+    "width": _W,
+    "channels": _C,
+    "label": _LABEL,
+    "label_name": _LABEL_NAME,
+    "media_id": _MEDIA_ID,
+    "frame_index": _FRAME_INDEX,
+    "copy_index": _COPY_INDEX,
+    "timestamp_s": Feature("float32", "presentation time of the frame in seconds"),
 }
+CLIP_CONTEXT: dict[str, Feature] = {
+    "label": _LABEL,
+    "label_name": _LABEL_NAME,
+    "media_id": _MEDIA_ID,
+    "copy_index": _COPY_INDEX,
+    "start_frame": Feature("int64", "frame_index of the clip's first frame"),
+    "end_frame": Feature("int64", "frame_index of the clip's last real frame"),
+    "fps": Feature("float32", "average frame rate of the source video"),
+    "length": Feature(
+        "int64", "number of real frames in the clip (the rest is padding; the loaders zero it)"
+    ),
+    "height": _H,
+    "width": _W,
+    "channels": _C,
+}
+CLIP_SEQUENCE: dict[str, Feature] = {
+    "frames": Feature(
+        "string",
+        "the clip's T encoded frames in order (short media padded by repeating the last)",
+    ),
+    "frame_index": _FRAME_INDEX,
+}
+TEXT_FEATURES = frozenset(
+    name for group in (FRAME_FEATURES, CLIP_CONTEXT) for name, f in group.items() if f.text
+)
+
+
+def _spec_json(features: dict[str, Feature]) -> dict:
+    return {name: {"dtype": f.dtype, "shape": []} for name, f in features.items()}
+
+
+def feature_spec(unit: str) -> dict:
+    """The feature spec of a TFRecord export of ``unit`` (for dataset_info.json)."""
+    if unit == "frame":
+        return {"message": "tf.train.Example", "features": _spec_json(FRAME_FEATURES)}
+    return {
+        "message": "tf.train.SequenceExample",
+        "context": _spec_json(CLIP_CONTEXT),
+        "sequence": _spec_json(CLIP_SEQUENCE),
+    }
+
+
+def parse_spec(features: dict[str, Feature], names: tuple[str, ...], defaults=None) -> dict:
+    """``tf.io`` parse spec of ``names`` (FixedLenFeature scalars; ``frames`` and other sequence
+    features as FixedLenSequenceFeature), from the declarations above. Imports TensorFlow."""
+    import tensorflow as tf
+
+    sequence = features is CLIP_SEQUENCE
+    spec = {}
+    for name in names:
+        dtype = tf.as_dtype(features[name].dtype)
+        if sequence:
+            spec[name] = tf.io.FixedLenSequenceFeature([], dtype)
+        elif defaults and name in defaults:
+            spec[name] = tf.io.FixedLenFeature([], dtype, default_value=defaults[name])
+        else:
+            spec[name] = tf.io.FixedLenFeature([], dtype)
+    return spec
 
 
 def feature_spec_markdown() -> str:
-    """The TFRecord feature reference (docs/reference/tfrecord.md), from the specs above."""
+    """The TFRecord feature reference (docs/reference/tfrecord.md), from the declarations."""
 
-    def table(features: dict) -> str:
+    def table(features: dict[str, Feature]) -> str:
         rows = ["| feature | dtype | meaning |", "|---|---|---|"]
-        rows += [
-            f"| `{name}` | {spec['dtype']} | {DESCRIPTIONS.get(name, '')} |"
-            for name, spec in features.items()
-        ]
+        rows += [f"| `{name}` | {f.dtype} | {f.description} |" for name, f in features.items()]
         return "\n".join(rows)
 
     return "\n\n".join(
@@ -83,17 +131,6 @@ def feature_spec_markdown() -> str:
             table(CLIP_SEQUENCE),
         ]
     )
-
-
-def feature_spec(unit: str) -> dict:
-    """The feature spec of a TFRecord export of ``unit`` (for dataset_info.json)."""
-    if unit == "frame":
-        return {"message": "tf.train.Example", "features": FRAME_FEATURES}
-    return {
-        "message": "tf.train.SequenceExample",
-        "context": CLIP_CONTEXT,
-        "sequence": CLIP_SEQUENCE,
-    }
 
 
 def serialize(

@@ -1,0 +1,116 @@
+"""What a format writer needs: :class:`ExportContext` (frame files read ahead, progress,
+per-example failures under the stage's ``--on-error`` policy)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataprep.errors import MediaError
+from dataprep.export.selection import Example, Selection, frame_file
+from dataprep.export.shards import image_info, read_ahead
+from dataprep.stage import StageRun
+from dataprep.workspace import Workspace
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ExportContext:
+    """What a format writer needs."""
+
+    workspace: Workspace
+    out_dir: Path
+    selection: Selection
+    compression: str
+    shard_size: int
+    progress: ProgressFn | None
+    done_shards: dict[str, int]  # shard name -> size, finished by an earlier run of this export
+    finished: Callable[[str, int], None]  # record a finished shard
+    run: StageRun | None = None  # the stage run: its --on-error policy for unreadable frames
+    images: Counter = field(default_factory=Counter)  # (h, w, c, encoding) -> examples
+    failed: set[str] = field(default_factory=set)  # keys of examples left out (--on-error skip)
+    written: int = 0  # examples read so far (for progress)
+    resumed: int = 0  # shards kept from an interrupted run
+    total: int = 0
+    bytes_written: int = 0
+
+    def class_index(self, label: str) -> int:
+        return self.selection.class_names.index(label)
+
+    def read_images(self, example: Example) -> tuple[list[bytes], tuple[int, int, int, str]]:
+        """The encoded frames of an example (padding repeats the last real frame's bytes) and
+        ``(height, width, channels, encoding)`` of its first frame. Runs in reader threads.
+
+        Raises:
+            MediaError: naming the frame file that cannot be read or is not an image.
+        """
+        cache: dict[str, bytes] = {}
+        images = []
+        for frame in example.frames:
+            if frame.path not in cache:
+                path = frame_file(self.workspace, frame)
+                try:
+                    cache[frame.path] = path.read_bytes()
+                except OSError as exc:
+                    raise MediaError(
+                        f"{path}: frame file of media {frame.media_id} frame {frame.frame_index} "
+                        f"cannot be read ({exc.strerror}); re-run `dataprep frames`"
+                    ) from None
+            images.append(cache[frame.path])
+        return images, image_info(images[0], str(frame_file(self.workspace, example.frames[0])))
+
+    def _read_or_error(self, example: Example):
+        try:
+            return self.read_images(example)
+        except MediaError as exc:
+            return exc
+
+    def iter_with_images(self, examples: list[Example], *, kept: bool = False) -> Iterator:
+        """Yields ``(example, images, shape)`` reading frame files ahead in threads.
+
+        An example whose frames cannot be read is a failed item of the stage run: it stops the
+        export under ``--on-error fail`` and is left out (and counted) under ``skip``.
+        ``kept``: the examples of a shard kept from an interrupted run (only accounted for).
+        """
+        for example, result in read_ahead(examples, self._read_or_error):
+            self.written += 1
+            if isinstance(result, MediaError):
+                if not kept:
+                    self.failed.add(example.key)
+                    if self.run is None:
+                        raise result
+                    self.run.item_failed(example.key, str(result))
+                self._report_progress()
+                continue
+            images, header = result
+            self.images[header] += 1  # counted here, in one thread
+            yield example, images, header[:3]
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        if self.progress:
+            self.progress(self.written, self.total)
+
+    def skip(self, examples: list[Example]) -> None:
+        """Accounts for examples of a shard kept from an interrupted run (image info, progress)."""
+        for _ in self.iter_with_images(examples, kept=True):
+            pass
+
+    def written_examples(self, examples: list[Example]) -> list[Example]:
+        """``examples`` without those left out under ``--on-error skip``."""
+        return [e for e in examples if e.key not in self.failed]
+
+    def estimated_size(self, example: Example) -> int:
+        """Bytes an example takes in a shard, estimated from the frame files' sizes."""
+        seen = {}
+        for frame in example.frames:
+            if frame.path not in seen:
+                try:
+                    seen[frame.path] = frame_file(self.workspace, frame).stat().st_size
+                except OSError:
+                    seen[frame.path] = 0
+        per_frame = [seen[f.path] for f in example.frames]
+        return sum(per_frame) + 160 + 24 * len(per_frame)
