@@ -9,7 +9,6 @@ reported on the 0..1 scale in RGB order. Frame files are decoded in parallel wor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import ManifestError, MediaError, UsageError
+from dataprep.hashing import settings_fingerprint
 from dataprep.workspace import Workspace
 
 STATS_NAME = "stats.json"
@@ -129,15 +129,13 @@ def compute_stats(
         (the note is not written to the file).
     """
     paths, used, note = select_frame_files(workspace, split)
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            {
-                "split": used,
-                "files": [os.path.relpath(p, workspace.root) for p in paths],
-                "frames": _frames_fingerprints(workspace),
-            }
-        ).encode()
-    ).hexdigest()[:16]
+    fingerprint = settings_fingerprint(
+        {
+            "split": used,
+            "files": [os.path.relpath(p, workspace.root) for p in paths],
+            "frames": _frames_fingerprints(workspace),
+        }
+    )
     chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
     sums, squares, pixels, done = [0, 0, 0], [0, 0, 0], 0, 0
     if progress:

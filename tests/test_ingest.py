@@ -240,3 +240,221 @@ def test_kill_during_ingest_then_rerun_completes(workspace, tmp_path):
     assert len(media) == 300 and (media["status"] == "ok").all()
     assert report.unchanged >= len(partial) - 1
     assert not [p for p in workspace.manifests.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- hostile input (issue 11) -------------------------------------------------------------
+
+
+def _png(path: Path, width: int, height: int, *, bit_depth: int = 1, rows: bool = True) -> Path:
+    """A real PNG of ``width`` x ``height`` (all black, 1 bit per pixel: tiny once compressed);
+    ``rows=False`` writes a header that lies: a few bytes of pixel data for a huge image."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    if rows:
+        row = b"\0" * (1 + (width * bit_depth + 7) // 8)
+        block = max(1, min(height, 4_000_000 // len(row)))
+        compressor = zlib.compressobj(9)
+        parts = [compressor.compress(row * block) for _ in range(height // block)]
+        parts += [compressor.compress(row * (height % block)), compressor.flush()]
+        pixels = b"".join(parts)
+    else:
+        pixels = zlib.compress(b"\0" * 8)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data + chunk(b"IEND", b""))
+    return path
+
+
+def test_image_bomb_is_refused_from_its_header_in_bounded_memory(tmp_path):
+    """Issue 11 item 5: a 20000x20000 PNG (a few hundred KB) is an error row naming the size
+    and [ingest] max_pixels; ingest's peak memory does not grow with the decoded size."""
+    src = tmp_path / "src"
+    bomb = _png(src / "bomb.png", 20000, 20000)
+    assert bomb.stat().st_size < 2_000_000
+    write_image(src / "small.png", 1)
+    code = (
+        "import json, resource, sys\n"
+        "import cv2, av, pandas, pyarrow, PIL.Image\n"
+        "from dataprep.ingest import ingest\n"
+        "from dataprep.workspace import init_workspace\n"
+        "ws = init_workspace(sys.argv[1])\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "report = ingest(ws, [sys.argv[2]], jobs=1)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'growth_kb': after - before, **report.to_dict()}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ws"), str(src)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    assert out["added"] == 2
+    ((error),) = out["errors"]
+    assert error["path"] == str(bomb)
+    assert "20000x20000" in error["error"] and "max_pixels" in error["error"]
+    # decoding would take 400 MB (8-bit gray) at least; the header read takes almost nothing
+    assert out["growth_kb"] < 100_000, out["growth_kb"]
+
+
+def test_max_pixels_is_configurable(workspace, tmp_path):
+    src = tmp_path / "src"
+    _png(src / "wide.png", 300, 200)
+    report = ingest(workspace, [src], jobs=1, max_pixels=50_000)
+    assert "300x200" in dict(report.errors)[str(src / "wide.png")]
+    raised = workspace.save_config(
+        workspace.config.model_copy(
+            update={"ingest": workspace.config.ingest.model_copy(update={"max_pixels": 60_000})}
+        )
+    )
+    (src / "wide.png").touch()
+    os.utime(src / "wide.png", ns=(1, 1))  # changed stat: inspected again
+    assert ingest(raised, [src], jobs=1).ok
+
+
+def test_lying_png_header_is_one_error_row_and_the_run_goes_on(workspace, tmp_path):
+    """Issue 11 item 6: a tiny PNG whose header claims 100000x100000 is one error row naming
+    the file; the good video beside it is recorded."""
+    src = tmp_path / "src"
+    liar = _png(src / "liar.png", 100_000, 100_000, bit_depth=8, rows=False)
+    assert liar.stat().st_size < 100
+    write_video(src / "good.mp4", 6)
+    report = ingest(workspace, [src], jobs=1)
+    assert report.added == 2
+    assert list(dict(report.errors)) == [str(liar)]
+    assert "100000x100000" in dict(report.errors)[str(liar)]
+    media = _media(workspace)
+    assert _by_path(media, src / "good.mp4")["status"] == "ok"
+    assert _by_path(media, liar)["status"] == "error"
+
+
+def test_unreadable_subfolder_is_a_named_error_and_the_rest_is_ingested(tmp_path):
+    """Issue 11 item 7. Root reads any folder, so the run drops the capabilities that allow it
+    (setpriv); as a non-root user chmod alone is enough."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a folder unreadable")
+    src = tmp_path / "src"
+    write_image(src / "ok" / "a.png", 1)
+    write_image(src / "locked" / "b.png", 2)
+    (src / "locked").chmod(0)
+    ws = tmp_path / "ws"
+    from dataprep.workspace import init_workspace
+
+    init_workspace(ws)
+    caps = "-dac_override,-dac_read_search"
+    prefix = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"] if os.geteuid() == 0 else []
+    try:
+        result = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "dataprep.cli.main",
+                "-w",
+                str(ws),
+                "ingest",
+                str(src),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        (src / "locked").chmod(0o755)
+    assert result.returncode == 1, result.stderr  # finished, some input rejected
+    out = __import__("json").loads(result.stdout)
+    assert out["added"] == 1
+    assert out["errors"] == [
+        {
+            "path": str(src / "locked"),
+            "error": "folder cannot be read (permission denied); its files were not ingested",
+        }
+    ]
+
+
+def test_disk_full_names_the_path_and_a_rerun_resumes(tmp_path):
+    """Issue 11 item 8: a write that fails with ENOSPC (the temporary copy is made to point at
+    /dev/full, a real kernel ENOSPC) is one line naming the path and saying the disk is full;
+    the manifests stay valid, and the rerun finishes."""
+    from typer.testing import CliRunner
+
+    from dataprep.cli.main import app
+    from dataprep.ingest import hash_file
+    from dataprep.workspace import open_workspace
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    src = tmp_path / "src"
+    write_video(src / "a.mp4", 6)
+    write_video(src / "b.mp4", 8)
+    runner = CliRunner()
+    runner.invoke(app, ["init", str(tmp_path / "ws")])
+    ws = open_workspace(tmp_path / "ws")
+    media_id = hash_file(str(src / "b.mp4"))[0]
+    trap = ws.media_dir / f".{media_id}.mp4.tmp"
+    os.symlink("/dev/full", trap)
+    result = runner.invoke(app, ["-w", str(ws.root), "ingest", str(src), "--mode", "copy"])
+    assert result.exit_code == 3
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert str(ws.media_dir / f"{media_id}.mp4") in lines[0] and "disk is full" in lines[0]
+    assert "rerun" in lines[0]
+    assert not trap.exists() and not trap.is_symlink()
+    kept = manifests.load(ws, "media")  # a valid manifest with the file finished before
+    assert len(kept) == 1
+    result = runner.invoke(app, ["-w", str(ws.root), "ingest", str(src), "--mode", "copy"])
+    assert result.exit_code == 0, result.output
+    media = manifests.load(ws, "media")
+    assert len(media) == 2 and (media["status"] == "ok").all()
+
+
+def test_same_folder_under_another_spelling_is_unchanged(workspace, tmp_path, monkeypatch):
+    """Issue 11 item 11: ``../src`` then its absolute path: unchanged, files.parquet not
+    doubled; paths are stored resolved (a symlinked folder too), a symlinked file keeps its
+    own name."""
+    src = tmp_path / "src"
+    write_video(src / "a.mp4", 6)
+    write_image(src / "b.png", 1)
+    os.symlink(src / "a.mp4", src / "link.mp4")
+    os.symlink(src, tmp_path / "alias")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    first = ingest(workspace, [Path("../src")], jobs=1)
+    assert first.added == 2 and first.duplicates == 1
+    files = manifests.load(workspace, "files")
+    assert sorted(files["path"]) == [str(src / n) for n in ("a.mp4", "b.png", "link.mp4")]
+    for spelling in (src, tmp_path / "alias", Path("../alias/")):
+        again = ingest(workspace, [spelling], jobs=1)
+        assert (again.added, again.duplicates, again.unchanged) == (0, 0, 3), spelling
+    assert len(manifests.load(workspace, "files")) == 3
+    assert len(manifests.load(workspace, "media")) == 2
+
+
+def test_on_error_fail_stops_at_the_first_bad_file_and_keeps_the_rest(workspace, tmp_path):
+    from dataprep.stage import ItemFailed, interrupted
+    from dataprep.stages import load_stage
+
+    src = tmp_path / "src"
+    write_video(src / "a.mp4", 6)
+    (src / "b.mp4").write_bytes(b"")
+    write_image(src / "c.png", 1)
+    with pytest.raises(ItemFailed, match=r"b\.mp4: empty file"):
+        ingest(workspace, [src], jobs=1, on_error="fail")
+    kept = manifests.load(workspace, "media")
+    assert str(src / "a.mp4") in kept["path"].tolist() and len(kept) == 2  # a, and b's row
+    assert interrupted(workspace, "ingest") is not None and load_stage(workspace, "ingest") is None
+    report = ingest(workspace, [src], jobs=1)  # default skip: finishes
+    assert report.added == 1 and list(dict(report.errors)) == [str(src / "b.mp4")]
+    assert interrupted(workspace, "ingest") is None
+    record = load_stage(workspace, "ingest")
+    assert record["settings"]["on_error"] == "skip" and record["counts"]["rejected"] == 1
+    with pytest.raises(Exception, match="--on-error 'never' is not allowed"):
+        ingest(workspace, [src], on_error="never")
