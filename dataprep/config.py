@@ -154,17 +154,6 @@ class EngineConfig(_Section):
     ship_package: bool = False  # ray: upload this dataprep to workers (runtime_env py_modules)
 
 
-class EngineConfig(_Section):
-    """Where per-item work runs (``--engine``); see docs/scaling.md."""
-
-    kind: Literal["local", "ray"] = "local"
-    address: str = ""  # ray: "" starts a Ray instance on this machine; "auto" or ray://host:10001
-    num_cpus: float = Field(1.0, gt=0)  # ray: CPUs reserved per task
-    memory_mb: int = Field(0, ge=0)  # ray: memory reserved per task (0: none)
-    max_in_flight: int = Field(0, ge=0)  # ray: tasks submitted at once (0: 2 x cluster CPUs)
-    ship_package: bool = False  # ray: upload this dataprep to workers (runtime_env py_modules)
-
-
 class Config(_Section):
     """The whole ``dataprep.toml``."""
 
@@ -176,7 +165,6 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     labelstudio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    engine: EngineConfig = Field(default_factory=EngineConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
