@@ -55,22 +55,21 @@ def render_cli() -> str:
     return HEADER + body.strip() + "\n"
 
 
-def render_tfrecord() -> str | None:
-    """The TFRecord feature spec reference, when the export module provides it."""
-    try:
-        from dataprep.export.tfrecord import feature_spec_markdown
-    except ImportError:
-        return None
+def render_tfrecord() -> str:
+    """The TFRecord feature reference, from the declarations in ``dataprep/export/tfrecord.py``
+    (the same ones that dataset_info.json's ``feature_spec`` and the loaders' parse specs use)."""
+    from dataprep.export.tfrecord import feature_spec_markdown
+
     return HEADER + feature_spec_markdown().strip() + "\n"
 
 
 def pages() -> dict[str, str]:
     """Every generated page: file name -> content."""
-    result = {"schemas.md": render_schemas(), "cli.md": render_cli()}
-    tfrecord = render_tfrecord()
-    if tfrecord is not None:
-        result["tfrecord.md"] = tfrecord
-    return result
+    return {
+        "schemas.md": render_schemas(),
+        "cli.md": render_cli(),
+        "tfrecord.md": render_tfrecord(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,7 @@ def _tf_batches(dataset):
     return [(x.numpy(), y.numpy()) for x, y in dataset]
 
 
+@pytest.mark.slow  # tf.data
 @pytest.mark.parametrize("name", ["frames", "clips"])
 def test_numpy_reader_and_tf_data_agree(ws, name):
     folder = ws.exports_dir / name
@@ -74,6 +75,7 @@ def test_numpy_reader_and_tf_data_agree(ws, name):
     assert tf_batches[0][0].ndim == expected_rank
 
 
+@pytest.mark.slow  # tf.data
 @pytest.mark.parametrize("augment", [None, "medium"])
 def test_padded_frames_are_exactly_zero_in_both_loaders(ws, augment):
     folder = ws.exports_dir / "long-clips"
@@ -95,6 +97,7 @@ def test_padded_frames_are_exactly_zero_in_both_loaders(ws, augment):
         np.testing.assert_allclose(tf_clip, np_clip, atol=1e-4)
 
 
+@pytest.mark.slow  # tf.data
 def test_normalization_uses_the_export_stats(ws):
     folder = ws.exports_dir / "frames"
     raw = next(
@@ -108,6 +111,7 @@ def test_normalization_uses_the_export_stats(ws):
     assert raw.max() > 200  # normalize=False keeps 0..255
 
 
+@pytest.mark.slow  # tf.data
 def test_resize_shuffle_repeat_and_seeded_determinism(ws):
     folder = ws.exports_dir / "clips"
     options = dict(batch_size=2, image_size=(24, 32), seed=5, deterministic=True)
@@ -128,6 +132,7 @@ def test_resize_shuffle_repeat_and_seeded_determinism(ws):
     )
 
 
+@pytest.mark.slow  # tf.data
 def test_augmentation_is_clip_consistent_and_seeded(ws):
     folder = ws.exports_dir / "clips"
     options = dict(
@@ -179,6 +184,7 @@ def test_flipped_byte_is_named_by_full_verify_and_the_numpy_reader(ws, tmp_path)
         verify_export(folder)
 
 
+@pytest.mark.slow  # tf.data
 def test_damage_found_while_tf_data_reads_is_named_by_the_shared_helper(ws, tmp_path):
     import shutil
 

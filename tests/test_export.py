@@ -192,6 +192,7 @@ def test_augmented_frames_go_to_train_only(ws, tmp_path):
     assert info["augmentation"] == json.loads(json.dumps(pipeline_to_dict(load_pipeline("light"))))
 
 
+@pytest.mark.slow  # Keras reads the folder back (imports TensorFlow)
 def test_imagefolder_holds_the_frame_files_by_class(ws):
     import keras
 
@@ -291,14 +292,14 @@ def test_class_name_climbing_out_is_refused_and_nothing_lands_outside(ws, tmp_pa
     manifests.save(evil, "labels", manifests.from_records("labels", rows))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(UsageError) as err:
-        export_dataset(evil, format="imagefolder", name="folder")
+        export_dataset(evil, format="imagefolder", name="escape")
     message = str(err.value)
     assert "\n" not in message and "../evil" in message and "refusing" in message
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     created = [p for p in after if p not in before]
     assert not [p for p in created if p.name == "evil"]  # no class folder anywhere
     assert all(str(p).startswith(str(evil.root.relative_to(tmp_path))) for p in created)
-    assert not list((evil.exports_dir / "folder").rglob("*.jpg"))
+    assert not list((evil.exports_dir / "escape").rglob("*.jpg"))
 
 
 def test_unreadable_frame_follows_the_on_error_policy(ws, tmp_path):

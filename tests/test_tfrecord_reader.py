@@ -29,6 +29,7 @@ def test_crc32c_known_values_and_pure_fallback_agree():
     assert masked_crc32c(b"") == ((((0 >> 15) | (0 << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_examples_match_tensorflow_both_ways(tmp_path):
     import tensorflow as tf
 
@@ -73,6 +74,7 @@ def test_examples_match_tensorflow_both_ways(tmp_path):
     assert parsed_seq.feature_lists == {"frames": [[b"a"], [b"bb"]], "frame_index": [[4], [5]]}
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_framing_is_byte_identical_to_tensorflow_writer_and_gzip_reads(tmp_path):
     import tensorflow as tf
 

@@ -37,10 +37,10 @@ def load(export_dir: Path | str, split: str, options: ReadOptions | None = None,
         the dataset in Python raises a ``tf.errors.DataLossError`` that is also a
         ``CorruptShardError`` naming the shard and record when a record's data is damaged.
     """
+    options = read_options(options, overrides)
+    plan = plan_read(export_dir, split, options, verify=options.verify)  # before TF: fast refusals
     import tensorflow as tf
 
-    options = read_options(options, overrides)
-    plan = plan_read(export_dir, split, options, verify=options.verify)
     examples = _records(tf, plan).map(
         _parser(tf, plan), num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic
     )

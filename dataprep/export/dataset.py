@@ -126,19 +126,10 @@ def export_dataset(
         DiskError: when a file cannot be written (disk full...): a rerun resumes.
     """
     started = time.monotonic()
-    settings, name = export_settings(
-        workspace,
-        {
-            "format": format,
-            "unit": unit,
-            "clip_len": clip_len,
-            "clip_stride": clip_stride,
-            "shard_size": None if shard_size is None else str(shard_size),
-            "compression": compression,
-            "unlabelled": unlabelled,
-            "name": name,
-        },
-    )
+    overrides = dict(format=format, unit=unit, clip_len=clip_len, clip_stride=clip_stride)
+    overrides.update(compression=compression, unlabelled=unlabelled, name=name)
+    overrides["shard_size"] = None if shard_size is None else str(shard_size)
+    settings, name = export_settings(workspace, overrides)
     out_dir = workspace.exports_dir / name
     report = ExportReport(
         name=name, path=str(out_dir), format=settings["format"], unit=settings["unit"]
@@ -146,18 +137,9 @@ def export_dataset(
     with run_stage(workspace, "export", on_error=on_error) as run:
         fingerprints = input_fingerprints(workspace)
         run_key = settings_fingerprint([settings, fingerprints, __version__])
-        if info_path(out_dir).exists():
-            existing = read_info(out_dir, missing_ok=True)
-            if existing.get("export_key") == run_key and not overwrite:
-                _fill_report_from_info(report, existing)
-                report.up_to_date = True
-                report.seconds = time.monotonic() - started
-                return report
-            if not overwrite:
-                raise UsageError(
-                    f"{out_dir} holds an export made from other inputs or settings; pass "
-                    "--overwrite to replace it, or --name for a new one"
-                )
+        if _up_to_date(out_dir, run_key, overwrite, report):
+            report.seconds = time.monotonic() - started
+            return report
         selection = select(
             workspace,
             unit=settings["unit"],
@@ -170,10 +152,7 @@ def export_dataset(
             ctx, split_info = _write(
                 workspace, out_dir, settings, selection, run_key, progress, run
             )
-            write_info(
-                out_dir,
-                _info(ctx, settings, name, split_info, fingerprints, run_key),
-            )
+            write_info(out_dir, _info(ctx, settings, name, split_info, fingerprints, run_key))
             (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
         except OSError as exc:
             raise DiskError(os_error_message(exc.filename or out_dir, exc)) from None
@@ -189,6 +168,27 @@ def export_dataset(
     _fill_report(report, ctx, selection, split_info)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _up_to_date(out_dir: Path, run_key: str, overwrite: bool, report: ExportReport) -> bool:
+    """True (and the report filled in) when the export there has the same inputs and settings.
+
+    Raises:
+        UsageError: when an export made from other inputs is there, without ``overwrite``.
+    """
+    if not info_path(out_dir).exists():
+        return False
+    existing = read_info(out_dir, missing_ok=True)
+    if existing.get("export_key") == run_key and not overwrite:
+        _fill_report_from_info(report, existing)
+        report.up_to_date = True
+        return True
+    if not overwrite:
+        raise UsageError(
+            f"{out_dir} holds an export made from other inputs or settings; pass "
+            "--overwrite to replace it, or --name for a new one"
+        )
+    return False
 
 
 def _write(workspace, out_dir, settings, selection, run_key, progress, run):
