@@ -1,7 +1,10 @@
 """``ingest``: find media under paths, hash and probe them, and record them in media.parquet.
 
-Files are recognized by content; every bad file gets an error row and never stops the run;
-exact duplicates share one row; a rerun re-hashes only files whose size or mtime changed.
+Files are recognized by content; every bad file (unreadable, not media, truncated, larger than
+``[ingest] max_pixels``) gets an error row and, under the default ``--on-error skip``, never
+stops the run; exact duplicates share one row; a rerun re-hashes only files whose size or mtime
+changed. Finding the files is :mod:`dataprep.discovery`; the stage follows
+:func:`dataprep.stage.run_stage`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any, Literal
 
 from dataprep import manifests
 from dataprep.config import IngestConfig, effective
-from dataprep.errors import DiskError, MediaError, UsageError, os_error_message
+from dataprep.discovery import Candidate, Discovery, discover, resolved_root  # noqa: F401
+from dataprep.errors import DiskError, MediaError, os_error_message
 from dataprep.hashing import file_sha256
-from dataprep.sniff import HEAD_BYTES, kind_from_content, kind_from_extension
+from dataprep.sniff import HEAD_BYTES, kind_from_content
 from dataprep.stage import StageRun, run_stage
 from dataprep.stages import load_stage
 from dataprep.workspace import Workspace
@@ -71,109 +75,6 @@ class IngestReport:
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
         }
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A file that may be media: its path, stat and the kind its extension suggests."""
-
-    path: str
-    size: int | None
-    mtime_ns: int | None
-    hint: str | None
-
-
-@dataclass
-class Discovery:
-    """What :func:`discover` found: candidates, skipped entries and unreadable folders."""
-
-    candidates: list[Candidate]
-    skipped: list[tuple[str, str]]  # (path, reason): special files
-    unreadable: list[tuple[str, str]]  # (folder, reason): folders that cannot be listed
-
-
-def resolved_root(path: Path) -> Path:
-    """The spelling under which a path given to ingest is stored: absolute, ``~``, ``..`` and
-    symbolic links of its *folders* resolved, so ``../raw`` and ``/data/raw`` are the same
-    files. A symbolic link named directly (or met inside a folder) keeps its own name: it is
-    its own file path (its folder gives its label), and its bytes give its media_id."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    return Path(os.path.realpath(path.parent)) / path.name
-
-
-def discover(paths: Iterable[Path], *, recursive: bool = True) -> Discovery:
-    """Lists candidate files under ``paths`` (files or folders), sorted, without reading them.
-
-    Candidates have a media extension, are broken links with one, or have no media extension
-    but may be media by content (checked later). Paths are stored as :func:`resolved_root`
-    spells them. A folder that cannot be listed (permissions) is reported, never fatal.
-
-    Raises:
-        UsageError: when a path does not exist.
-    """
-    candidates: dict[str, Candidate] = {}
-    found = Discovery([], [], [])
-    for root in paths:
-        root = resolved_root(Path(root))
-        if root.is_dir():
-            iterator = _walk(root, recursive, found.unreadable)
-        elif root.exists() or root.is_symlink():
-            iterator = iter([root])
-        else:
-            raise UsageError(f"{root}: no such file or folder; check the path")
-        for path in iterator:
-            key = str(path)
-            if key not in candidates:
-                candidate = _candidate(path, found.skipped)
-                if candidate is not None:
-                    candidates[key] = candidate
-    found.candidates = [candidates[k] for k in sorted(candidates)]
-    return found
-
-
-def _candidate(path: Path, skipped: list[tuple[str, str]]) -> Candidate | None:
-    hint = kind_from_extension(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return Candidate(str(path), None, None, hint) if path.is_symlink() else None
-    except OSError:
-        return Candidate(str(path), None, None, hint)
-    if not path.is_file():
-        skipped.append((str(path), "not a regular file"))
-        return None
-    return Candidate(str(path), info.st_size, info.st_mtime_ns, hint)
-
-
-def _walk(root: Path, recursive: bool, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError as exc:
-        unreadable.append((str(root), _folder_problem(exc)))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        path = Path(entry.path)
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            is_dir = False
-        if is_dir:
-            if recursive:
-                yield from _walk(path, recursive, unreadable)
-        else:
-            yield path
-
-
-def _folder_problem(exc: OSError) -> str:
-    import errno
-
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "folder cannot be read (permission denied); its files were not ingested"
-    return f"folder cannot be read ({exc.strerror or exc}); its files were not ingested"
 
 
 def hash_file(path: str) -> tuple[str, int, bytes]:
