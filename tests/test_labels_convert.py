@@ -328,3 +328,130 @@ def test_exported_interpolated_frames_are_not_key_frames():
         (1, False),
         (2, True),
     ]
+
+
+# ------------------------------------------------------------------ annotations against their media
+# VIDEO: 50 frames (LS frames 1..50), 640x480 px.
+
+
+def _timeline(*spans):
+    return {
+        "type": "timelinelabels",
+        "value": {"ranges": [{"start": a, "end": b} for a, b in spans], "timelinelabels": ["run"]},
+    }
+
+
+def test_segments_wholly_outside_the_video_are_errors_partly_outside_clipped():
+    for span in ((-50, -10), (5000, 9000), (51, 60)):
+        with pytest.raises(ConversionError, match="wholly outside the video"):
+            convert_annotation([_timeline(span)], VIDEO, ANN, CLASSES)
+    report = ConversionReport()
+    rows = convert_annotation([_timeline((-4, 3), (48, 70))], VIDEO, ANN, CLASSES, report)
+    assert [(r["start_frame"], r["end_frame"]) for r in rows] == [(0, 2), (47, 49)]
+    assert len(report.clipped) == 2 and "clipped" in report.clipped[0]
+    for bad in (float("nan"), float("inf"), "x"):
+        with pytest.raises(ConversionError, match="not a (finite )?number"):
+            convert_annotation([_timeline((bad, 3))], VIDEO, ANN, CLASSES)
+
+
+def _image_box(x, y, w, h):
+    return {
+        "type": "rectanglelabels",
+        "value": {"x": x, "y": y, "width": w, "height": h, "rectanglelabels": ["dog"]},
+    }
+
+
+def test_image_boxes_outside_the_image_non_finite_or_negative_are_refused_or_clipped():
+    for box in ((120, 10, 10, 10), (-30, 10, 20, 10), (10, 10, -5, 10), (10, 10, 0, 10)):
+        with pytest.raises(ConversionError, match="wholly outside|width"):
+            convert_annotation([_image_box(*box)], IMAGE, ANN, CLASSES)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ConversionError, match="finite"):
+            convert_annotation([_image_box(bad, 10, 10, 10)], IMAGE, ANN, CLASSES)
+    report = ConversionReport()
+    # 200x100 px image: x 90%..110% -> 180..220 px, clipped to 180..200
+    (row,) = convert_annotation([_image_box(90, 10, 20, 10)], IMAGE, ANN, CLASSES, report)
+    assert (row["x"], row["y"], row["w"], row["h"]) == pytest.approx((180.0, 10.0, 20.0, 10.0))
+    assert len(report.clipped) == 1
+
+
+def _track(*keys):
+    return {
+        "type": "videorectangle",
+        "id": "t",
+        "value": {"labels": ["cat"], "sequence": list(keys)},
+    }
+
+
+def test_box_key_frames_outside_the_video_are_clipped_not_moved_onto_its_ends():
+    clock = FrameClock(fps=10.0, frame_count=10)
+    media = MediaInfo("m", "video", width=100, height=100, clock=clock)
+    report = ConversionReport()
+    # key frames at LS -9 (index -10, x 0%) and LS 11 (index 10, x 40%), beyond both ends
+    rows = convert_annotation(
+        [_track(dict(_key(-9, 0.0), time=None), dict(_key(11, 40.0), time=None))],
+        media,
+        ANN,
+        CLASSES,
+        report,
+    )
+    assert [r["frame_index"] for r in rows] == list(range(10))
+    # interpolated where the frames really are: index 0 is halfway (20% = 20 px), not 0 px
+    assert rows[0]["x"] == pytest.approx(20.0) and rows[5]["x"] == pytest.approx(30.0)
+    assert not any(r["keyframe"] for r in rows)
+    assert len(report.clipped) == 1 and "2 key frames outside" in report.clipped[0]
+    with pytest.raises(ConversionError, match="wholly outside the video"):
+        convert_annotation(
+            [
+                _track(
+                    dict(_key(-5, 0.0, enabled=False), time=None),
+                    dict(_key(100000, 0.0, enabled=False), time=None),
+                )
+            ],
+            media,
+            ANN,
+            CLASSES,
+        )
+    with pytest.raises(ConversionError, match="finite"):
+        convert_annotation([_track(dict(_key(2, float("nan"))))], media, ANN, CLASSES)
+
+
+def test_box_track_frames_with_the_box_off_the_image_are_dropped_and_counted():
+    clock = FrameClock(fps=10.0, frame_count=5)
+    media = MediaInfo("m", "video", width=100, height=100, clock=clock)
+    report = ConversionReport()
+    # moves from x 80% to x 120% (width 10%): frames 2..4 lie right of the image
+    rows = convert_annotation(
+        [_track(_key(1, 80.0), _key(5, 120.0, enabled=False))], media, ANN, CLASSES, report
+    )
+    assert [r["frame_index"] for r in rows] == [0, 1]
+    assert all(r["x"] + r["w"] <= 100.0 + 1e-9 for r in rows)
+    assert "3 frames with the box outside the image" in report.clipped[0]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"type": "choices", "from_name": "label", "value": None},
+        {"type": "choices", "from_name": "label"},
+        {"type": "timelinelabels", "value": None},
+        {"from_name": "label"},
+        {"type": "choices", "value": {"choices": []}},
+    ],
+)
+def test_results_without_a_value_are_errors_not_silently_dropped(result):
+    with pytest.raises(ConversionError, match="annotation 70"):
+        convert_annotation([result], VIDEO, ANN, CLASSES)
+
+
+@pytest.mark.parametrize("name", ["../evil", "..", ".", "a/b", "a\\b", "x\ny"])
+def test_class_names_that_cannot_be_folders_are_refused(name):
+    for result in (
+        {"type": "choices", "value": {"choices": [name]}},
+        {
+            "type": "rectanglelabels",
+            "value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": [name]},
+        },
+    ):
+        with pytest.raises(ConversionError, match="class name"):
+            convert_annotation([result], IMAGE if "x" in result["value"] else VIDEO, ANN, CLASSES)

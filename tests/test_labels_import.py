@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dataprep import manifests
 from dataprep.cli.main import app
+from dataprep.errors import UsageError
 from dataprep.ingest import ingest
 from dataprep.labels.convert import ConversionError
 from dataprep.labels.importer import import_export
@@ -330,3 +331,135 @@ def test_cli_import_stats_and_info(tmp_path, raw):
         app, ["-w", str(ws.root), "labels", "sync"], env={"LABEL_STUDIO_API_KEY": ""}
     )
     assert no_key.exit_code == 2 and "LABEL_STUDIO_API_KEY" in no_key.output
+
+
+# ------------------------------------------------------------------ hostile exports (issue 11)
+
+
+def _labelled(ws, raw, tmp_path):
+    """The workspace with labels of a.mp4 imported; returns (media, labels bytes)."""
+    media = _media(ws)
+    good = write_export(
+        tmp_path / "a.json", media.values(), [ExportAnnotation(media["a.mp4"]["media_id"], ["cat"])]
+    )
+    import_export(ws, good)
+    return media, ws.manifest_path("labels").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ([], "holds no tasks"),
+        ({"tasks": [{"data": {"video": "x"}, "annotations": []}]}, "is a JSON object, expected"),
+        ("text", "is a JSON str, expected"),
+        ([1, 2], "item 0 is a int, expected"),
+        (
+            [{"id": 1, "data": {"video": "/data/local-files/?d=media/a.mp4"}, "annotations": []}],
+            "no annotations",
+        ),
+        ([{"foo": 1}, {"bar": 2}], "no annotations"),
+    ],
+)
+def test_not_an_export_or_no_annotations_is_refused_and_labels_untouched(
+    tmp_path, raw, content, expected
+):
+    ws = _ws(tmp_path, raw)
+    _, before = _labelled(ws, raw, tmp_path)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(UsageError, match=expected) as error:
+        import_export(ws, path)
+    assert str(path) in str(error.value) and "Label Studio export" in str(error.value)
+    assert ws.manifest_path("labels").read_bytes() == before
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "labels", "import", str(path)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert ws.manifest_path("labels").read_bytes() == before
+
+
+def test_import_merges_by_media_unless_replace(tmp_path, raw):
+    ws = _ws(tmp_path, raw)
+    media, _ = _labelled(ws, raw, tmp_path)
+    a, b = media["a.mp4"]["media_id"], media["b.mp4"]["media_id"]
+    only_b = make_export([media["b.mp4"]], [ExportAnnotation(b, choices=["dog"])])
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(only_b))
+    report = import_export(ws, path)
+    labels = {(r["media_id"], r["label"]) for r in manifests.records(manifests.load(ws, "labels"))}
+    assert labels == {(a, "cat"), (b, "dog")}  # a.mp4 is not in the file: its labels stay
+    assert (report.merge.mode, report.merge.media_updated, report.merge.media_kept) == (
+        "merge",
+        1,
+        1,
+    )
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "labels", "import", str(path)])
+    assert result.exit_code == 0 and "merged by media" in result.output
+    assert "labels of 1 other media kept" in " ".join(result.output.split())
+    replaced = import_export(ws, path, replace=True)
+    labels = {(r["media_id"], r["label"]) for r in manifests.records(manifests.load(ws, "labels"))}
+    assert labels == {(b, "dog")}
+    assert (replaced.merge.mode, replaced.merge.media_dropped) == ("replace", 1)
+    result = CliRunner().invoke(
+        app, ["-w", str(ws.root), "labels", "import", str(path), "--replace"]
+    )
+    assert result.exit_code == 0 and "replaced all labels" in result.output
+
+
+def test_annotations_outside_their_media_fail_or_are_skipped_and_counted(tmp_path, raw):
+    ws = _ws(tmp_path, raw)
+    media, before = _labelled(ws, raw, tmp_path)
+    b = media["b.mp4"]  # 15 frames
+    tasks = make_export(
+        [media["a.mp4"], b],
+        [ExportAnnotation(b["media_id"], segments=[("run", 0, 4)])],
+    )
+    annotated = next(t for t in tasks if t["annotations"])
+    results = annotated["annotations"][0]["result"]
+    results[0]["value"]["ranges"] = [{"start": -50, "end": -10}]  # wholly outside
+    path = tmp_path / "outside.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(ConversionError, match=f"task {annotated['id']}.*wholly outside"):
+        import_export(ws, path)
+    assert ws.manifest_path("labels").read_bytes() == before
+    skipped = import_export(ws, path, on_error="skip")
+    assert len(skipped.conversion.errors) == 1 and not skipped.ok
+    results[0]["value"]["ranges"] = [{"start": 10, "end": 9000}]  # partly outside: clipped
+    path.write_text(json.dumps(tasks))
+    clipped = import_export(ws, path)
+    assert len(clipped.conversion.clipped) == 1 and clipped.ok
+    rows = manifests.records(manifests.load(ws, "labels"))
+    segment = next(r for r in rows if r["media_id"] == b["media_id"] and not r["resolved"])
+    assert (segment["start_frame"], segment["end_frame"]) == (9, b["frame_count"] - 1)
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "labels", "import", str(path)])
+    assert result.exit_code == 0 and "clipped:" in result.output
+
+
+def test_a_result_without_value_does_not_silently_drop_the_label(tmp_path, raw):
+    ws = _ws(tmp_path, raw, "classification")
+    media, before = _labelled(ws, raw, tmp_path)
+    tasks = make_export([media["a.mp4"]], [ExportAnnotation(media["a.mp4"]["media_id"], ["dog"])])
+    tasks[0]["annotations"][0]["result"][0]["value"] = None
+    path = tmp_path / "null.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(ConversionError, match="has no value"):
+        import_export(ws, path)
+    assert ws.manifest_path("labels").read_bytes() == before
+    report = import_export(ws, path, on_error="skip")
+    assert len(report.conversion.errors) == 1
+    # the media's earlier label is kept, not replaced by nothing
+    labels = {r["label"] for r in manifests.records(manifests.load(ws, "labels"))}
+    assert labels == {"cat"}
+
+
+def test_class_names_from_imports_are_checked_and_name_the_task(tmp_path, raw):
+    ws = _ws(tmp_path, raw, "classification")
+    media, before = _labelled(ws, raw, tmp_path)
+    tasks = make_export(
+        [media["a.mp4"]], [ExportAnnotation(media["a.mp4"]["media_id"], ["../evil"])]
+    )
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(ConversionError, match=r"task 1: class name '\.\./evil'"):
+        import_export(ws, path)
+    assert ws.manifest_path("labels").read_bytes() == before
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "labels", "import", str(path)])
+    assert result.exit_code != 0 and "task 1" in result.output and "../evil" in result.output

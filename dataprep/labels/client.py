@@ -1,9 +1,15 @@
 """The one adapter that owns the Label Studio SDK client.
 
-It connects, checks the server and its version, retries transient faults (timeouts, HTTP 5xx and
-429) with exponential backoff, and maps every failure to a one-line :class:`LabelStudioError`
-naming the server URL and what to do. The API key is read from the environment, handed to the
-SDK and never stored elsewhere, printed, logged or put in a message.
+It connects, checks the server and its version, and maps every failure to a one-line
+:class:`LabelStudioError` naming the server URL and what to do. The API key is read from the
+environment, handed to the SDK and never stored elsewhere, printed, logged or put in a message.
+
+Retries: the SDK itself retries connection failures, dropped connections and HTTP 5xx/429 of
+reads (``max_retries``); dataprep adds retries of timed-out reads. Writes are never repeated
+blindly: a request that creates something is sent once, and after a failed or timed-out import
+the client lists what the project holds and sends only what is still missing
+(:meth:`LabelStudioClient.import_tasks`, :meth:`LabelStudioClient.import_predictions`), so a server
+that committed an import but answered too slowly gets no duplicates.
 """
 
 from __future__ import annotations
@@ -16,20 +22,15 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from dataprep.errors import DataprepError, UsageError
+from dataprep.errors import UsageError
+from dataprep.labels.client_errors import LabelStudioError, ProjectNotFound, map_error
 
 T = TypeVar("T")
+#: Per-request SDK options of writes that must not be repeated by the SDK.
+ONCE = {"max_retries": 0}
 MIN_SERVER_VERSION = (1, 13)  # TimelineLabels and Video frameRate
 DEFAULT_ENV = "LABEL_STUDIO_API_KEY"
 _IDS_PER_QUERY = 200
-
-
-class LabelStudioError(DataprepError):
-    """Label Studio could not be reached, refused the key, or rejected a request."""
-
-
-class ProjectNotFound(LabelStudioError):
-    """No project with the given id or title."""
 
 
 def api_key_from_env(env_name: str = DEFAULT_ENV) -> str:
@@ -72,8 +73,11 @@ class LabelStudioClient:
         url: server base URL.
         api_key: access token (legacy token or personal access token). Kept only inside the SDK.
         timeout_s: per-request timeout.
-        retries: retries after the first try for timeouts, HTTP 5xx and 429.
-        backoff_s: first wait between tries; doubled each time.
+        retries: retries after the first try: of connection failures, HTTP 5xx and 429 (by the
+            SDK, reads only), of timed-out reads, and of failed imports (after checking what the
+            server already holds).
+        backoff_s: first wait between dataprep's own tries; doubled each time (the SDK waits
+            1 s, 2 s, 4 s... or what the server's Retry-After says).
     """
 
     def __init__(
@@ -95,7 +99,7 @@ class LabelStudioClient:
         self._secret = api_key
         try:
             self._sdk = LabelStudio(
-                base_url=self.url, api_key=api_key, timeout=timeout_s, max_retries=0
+                base_url=self.url, api_key=api_key, timeout=timeout_s, max_retries=retries
             )
         except ApiError as exc:
             raise self._map_error(exc, "reading the API key") from None
@@ -106,92 +110,41 @@ class LabelStudioClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return " ".join(str(text).split())
+    def _map_error(self, exc: Exception, what: str, tries: int | None = None) -> LabelStudioError:
+        return map_error(
+            exc,
+            what,
+            url=self.url,
+            secret=self._secret,
+            timeout_s=self.timeout_s,
+            tries=tries or self.retries + 1,
+        )
 
-    def _detail(self, body: Any) -> str:
-        if isinstance(body, dict):
-            errors = body.get("validation_errors")
-            if errors:
-                parts = []
-                for key, value in errors.items():
-                    items = value if isinstance(value, list) else [value]
-                    parts.append(f"{key}: " + "; ".join(str(v) for v in items))
-                return self._scrub("; ".join(parts))[:500]
-            for key in ("detail", "message", "error"):
-                if body.get(key):
-                    return self._scrub(str(body[key]))[:500]
-            return self._scrub(json.dumps(body, default=str))[:500]
-        return self._scrub(str(body or ""))[:500]
+    @staticmethod
+    def _unanswered_read(exc: Exception) -> bool:
+        """A read that may be repeated: it timed out or the connection broke (the SDK itself
+        retries refused connections, dropped connections, 5xx and 429)."""
+        import httpx
 
-    def _map_error(self, exc: Exception, what: str) -> LabelStudioError:
+        return isinstance(exc, (httpx.TimeoutException, httpx.ReadError, httpx.WriteError))
+
+    @staticmethod
+    def _maybe_not_done(exc: Exception) -> bool:
+        """A write whose outcome is unknown or that failed for a passing reason: check what the
+        server holds before sending the rest again. 4xx refusals are final."""
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
         if isinstance(exc, ApiError):
             code = exc.status_code
-            detail = self._detail(exc.body)
-            if code in (401, 403):
-                return LabelStudioError(
-                    f"Label Studio at {self.url} refused the API key while {what} (HTTP {code}: "
-                    f"{detail}); set the key variable to a valid access token (legacy tokens need "
-                    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on the server)"
-                )
-            if code == 404:
-                return LabelStudioError(
-                    f"Label Studio at {self.url}: not found while {what} (HTTP 404); check "
-                    "--url and --project"
-                )
-            if code is not None and (code >= 500 or code == 429):
-                return LabelStudioError(
-                    f"Label Studio at {self.url} failed while {what} (HTTP {code}) after "
-                    f"{self.retries + 1} tries; check the server's log and try again"
-                )
-            return LabelStudioError(
-                f"Label Studio at {self.url} rejected the request while {what} (HTTP {code}): "
-                f"{detail}"
-            )
-        if isinstance(exc, httpx.ConnectError):
-            reason = (
-                "connection refused" if "refused" in str(exc).lower() else self._scrub(str(exc))
-            )
-            return LabelStudioError(
-                f"cannot connect to Label Studio at {self.url} ({reason}); is the server "
-                "running? Start it with `label-studio start` or pass --url"
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return LabelStudioError(
-                f"Label Studio at {self.url} did not answer within {self.timeout_s:g}s while "
-                f"{what} ({self.retries + 1} tries); check the server or raise "
-                "[labelstudio] timeout_s"
-            )
-        if isinstance(exc, httpx.HTTPError):
-            return LabelStudioError(
-                f"network error talking to Label Studio at {self.url} while {what}: "
-                f"{type(exc).__name__}; try again"
-            )
-        return LabelStudioError(
-            f"unexpected answer from Label Studio at {self.url} while {what}: "
-            f"{type(exc).__name__}: {self._scrub(str(exc))[:300]}"
-        )
+            return code is not None and (code >= 500 or code == 429)
+        return isinstance(exc, httpx.TransportError)
 
-    def _transient(self, exc: Exception) -> bool:
-        import httpx
-        from label_studio_sdk.core.api_error import ApiError
+    def call(self, what: str, func: Callable[[], T], *, write: bool = False) -> T:
+        """Runs ``func`` (one or more SDK calls) and maps failures to one line.
 
-        if isinstance(exc, ApiError):
-            return exc.status_code is not None and (
-                exc.status_code >= 500 or exc.status_code == 429
-            )
-        return isinstance(
-            exc,
-            (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError),
-        )
-
-    def call(self, what: str, func: Callable[[], T]) -> T:
-        """Runs ``func`` (one or more SDK calls), retrying transient faults with backoff.
+        Reads (the default) whose reply timed out are tried again with backoff; ``write=True``
+        calls are never repeated here (pass :data:`ONCE` to the SDK so it does not either).
 
         Raises:
             LabelStudioError: with one line naming the URL and what to do.
@@ -204,13 +157,46 @@ class LabelStudioClient:
             try:
                 return func()
             except (ApiError, httpx.HTTPError) as exc:
-                if attempt < self.retries and self._transient(exc):
+                if not write and attempt < self.retries and self._unanswered_read(exc):
                     time.sleep(self.backoff_s * (2**attempt))
                     attempt += 1
                     continue
-                raise self._map_error(exc, what) from None
+                raise self._map_error(exc, what, tries=attempt + 1 if write else None) from None
             except (ValueError, TypeError) as exc:  # malformed JSON from a proxy, etc.
                 raise self._map_error(exc, what) from None
+
+    def send_missing(
+        self,
+        what: str,
+        items: list[T],
+        send: Callable[[list[T]], Any],
+        missing: Callable[[list[T]], list[T]],
+    ) -> None:
+        """Sends ``items`` with one write request, safe to retry.
+
+        When the request fails in a way that may have been committed (timeout, dropped
+        connection, 5xx), waits, asks ``missing(items)`` which of them the server still lacks
+        (by listing what it holds) and sends only those, up to ``retries`` times. The write is
+        never repeated blindly.
+
+        Raises:
+            LabelStudioError: on a refusal (4xx), or when items are still missing after all tries.
+        """
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        pending = list(items)
+        for attempt in range(self.retries + 1):
+            try:
+                send(pending)
+                return
+            except (ApiError, httpx.HTTPError) as exc:
+                if attempt == self.retries or not self._maybe_not_done(exc):
+                    raise self._map_error(exc, what, tries=attempt + 1) from None
+            time.sleep(self.backoff_s * (2**attempt))
+            pending = missing(pending)
+            if not pending:
+                return
 
     # ------------------------------------------------------------------ server and projects
 
@@ -281,8 +267,12 @@ class LabelStudioClient:
         return self.call(
             f"creating project {title!r}",
             lambda: self._sdk.projects.create(
-                title=title, label_config=label_config, description=description
+                title=title,
+                label_config=label_config,
+                description=description,
+                request_options=ONCE,
             ),
+            write=True,
         )
 
     # ------------------------------------------------------------------ tasks
@@ -338,15 +328,31 @@ class LabelStudioClient:
             )
         return out
 
-    def import_tasks(self, project_id: int, tasks: list[dict]) -> int:
-        """Adds tasks to the project; returns how many the server created."""
-        response = self.call(
-            f"importing {len(tasks)} tasks into project {project_id}",
-            lambda: self._sdk.projects.import_tasks(
-                id=project_id, request=tasks, return_task_ids=True
-            ),
-        )
-        return int(getattr(response, "task_count", None) or len(tasks))
+    def import_tasks(self, project_id: int, tasks: list[dict], key: str | None = None) -> int:
+        """Adds tasks to the project; returns how many were sent.
+
+        With ``key`` (a task data key that is unique per task, e.g. ``media_id``), the import is
+        safe to retry: after a failed or timed-out request the project's tasks are listed and
+        only tasks whose ``key`` is not there yet are sent again. Without ``key`` the request is
+        sent once.
+        """
+        what = f"importing {len(tasks)} tasks into project {project_id}"
+
+        def send(batch: list[dict]) -> Any:
+            return self._sdk.projects.import_tasks(
+                id=project_id, request=batch, return_task_ids=True, request_options=ONCE
+            )
+
+        if key is None or not all(_data(t).get(key) is not None for t in tasks):
+            self.call(what, lambda: send(tasks), write=True)
+            return len(tasks)
+
+        def missing(batch: list[dict]) -> list[dict]:
+            present = {str(t["data"].get(key)) for t in self.list_tasks(project_id)}
+            return [t for t in batch if str(_data(t)[key]) not in present]
+
+        self.send_missing(what, tasks, send, missing)
+        return len(tasks)
 
     def users(self) -> dict[int, str]:
         """User id -> email (or username), to name annotators."""
@@ -373,7 +379,9 @@ class LabelStudioClient:
                 use_blob_urls=False,
                 title="dataprep media (do not sync)",
                 description="Serves media for tasks created by `dataprep labels push`.",
+                request_options=ONCE,
             ),
+            write=True,
         )
 
     # ------------------------------------------------------------------ predictions
@@ -405,16 +413,24 @@ class LabelStudioClient:
                 ``score`` and ``model_version``.
 
         Returns:
-            how many predictions the server created.
+            how many predictions were sent. Safe to retry: after a failed or timed-out request,
+            only predictions whose (task, model_version) the project lacks are sent again.
         """
         from label_studio_sdk.types.prediction_request import PredictionRequest
 
-        requests = [PredictionRequest(**p) for p in predictions]
-        response = self.call(
-            f"importing {len(predictions)} predictions into project {project_id}",
-            lambda: self._sdk.projects.import_predictions(id=project_id, request=requests),
-        )
-        return int(getattr(response, "created", None) or len(predictions))
+        def send(batch: list[dict]) -> Any:
+            requests = [PredictionRequest(**p) for p in batch]
+            return self._sdk.projects.import_predictions(
+                id=project_id, request=requests, request_options=ONCE
+            )
+
+        def missing(batch: list[dict]) -> list[dict]:
+            present = {(p["task"], p["model_version"]) for p in self.list_predictions(project_id)}
+            return [p for p in batch if (p["task"], p.get("model_version")) not in present]
+
+        what = f"importing {len(predictions)} predictions into project {project_id}"
+        self.send_missing(what, predictions, send, missing)
+        return len(predictions)
 
     # ------------------------------------------------------------------ annotations
 
@@ -422,7 +438,10 @@ class LabelStudioClient:
         """Creates an annotation on a task (what a person does in the UI); returns it."""
         created = self.call(
             f"annotating task {task_id}",
-            lambda: self._sdk.annotations.create(id=task_id, result=result, **fields),
+            lambda: self._sdk.annotations.create(
+                id=task_id, result=result, request_options=ONCE, **fields
+            ),
+            write=True,
         )
         return _plain(created)
 
@@ -440,6 +459,12 @@ class LabelStudioClient:
             f"deleting annotation {annotation_id}",
             lambda: self._sdk.annotations.delete(id=annotation_id),
         )
+
+
+def _data(task: dict) -> dict:
+    """A task's data: its ``data`` object, or the task itself in the flat import form."""
+    data = task.get("data")
+    return data if isinstance(data, dict) else task
 
 
 def _plain(obj: Any) -> dict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +81,7 @@ class PredictionsReport:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "model_version": self.run_id,
-            "target": self.target,
-            "added": self.added,
-            "already_present": self.already_present,
-            "other_kind_tasks": self.other_kind,
-            "unmatched_tasks": self.unmatched_tasks,
-            "errors": self.errors,
-        }
+        return asdict(self)  # run_id is the predictions' model_version
 
 
 # ------------------------------------------------------------------------------ checks

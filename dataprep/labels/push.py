@@ -10,7 +10,7 @@ as pre-annotations (:mod:`dataprep.labels.predictions`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +49,7 @@ class PushReport:
         return not self.errors and not (self.predictions and self.predictions.errors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "project_id": self.project_id,
-            "project_title": self.project_title,
-            "created_project": self.created_project,
-            "kind": self.kind,
-            "added": self.added,
-            "already_present": self.already_present,
-            "skipped_other_kind": self.skipped_other_kind,
-            "errors": self.errors,
-            "predictions": self.predictions.to_dict() if self.predictions else None,
-        }
+        return asdict(self)
 
 
 def connect(workspace: Workspace, url: str | None = None, **kwargs: Any) -> LabelStudioClient:
@@ -104,6 +93,95 @@ def _storage_folders(media_root: str, paths: list[str]) -> set[str]:
         first = relative.split(os.sep)[0]
         folders.add(os.path.join(root, first))
     return folders
+
+
+def _media_root(
+    workspace: Workspace, media: MediaTable, media_root: str | None, media_url_prefix: str | None
+) -> tuple[str, str]:
+    """The media root and URL prefix a push uses (options, else ``[labelstudio]``)."""
+    settings = workspace.config.labelstudio
+    prefix = media_url_prefix if media_url_prefix is not None else settings.media_url_prefix
+    root = media_root or settings.media_root
+    if media_root and media_url_prefix is None:
+        prefix = ""  # an explicit --media-root means local files unless a prefix is given too
+    if not root and prefix:
+        root = os.path.commonpath([os.path.dirname(r["path"]) for r in media.rows.values()])
+    if not root:
+        raise UsageError(
+            "pass --media-root DIR (the folder Label Studio serves local files from: its "
+            "LOCAL_FILES_DOCUMENT_ROOT) or --media-url-prefix URL"
+        )
+    return os.path.abspath(os.path.expanduser(root)), prefix or ""
+
+
+def _open_project(
+    workspace: Workspace,
+    client: LabelStudioClient,
+    media: MediaTable,
+    ref: str,
+    create: bool,
+    kind: str | None,
+) -> tuple[Any, bool]:
+    """The project ``ref``, created (config from the workspace) when missing and ``create``."""
+    try:
+        return client.find_project(ref), False
+    except ProjectNotFound:
+        if not create or (ref or "").isdigit():
+            raise
+    chosen = _choose_kind(media, kind, None)
+    label_config = config_xml.labeling_config(
+        workspace.config.project.classes, workspace.config.project.label_type, chosen
+    )
+    found = client.create_project(
+        ref, label_config, description=f"dataprep workspace {workspace.root.name}"
+    )
+    return found, True
+
+
+def _new_tasks(
+    media: MediaTable, report: PushReport, existing: set[str], root: str, prefix: str
+) -> tuple[list[dict], list[str]]:
+    """Task data of the media of the pushed kind not in the project yet, and their paths;
+    media that cannot be served are listed in ``report.errors``."""
+    tasks, paths = [], []
+    for media_id, row in sorted(media.rows.items()):
+        if row["kind"] != report.kind:
+            report.skipped_other_kind += 1
+            continue
+        if media_id in existing:
+            report.already_present += 1
+            continue
+        try:
+            address = media_url(row["path"], media_root=root, url_prefix=prefix or None)
+        except UnsafeTaskPath as exc:
+            report.errors.append(f"media {media_id}: {exc}")
+            continue
+        data = {
+            config_xml.media_key(report.kind): address,
+            config_xml.MEDIA_ID_KEY: media_id,
+            "file": os.path.basename(row["path"]),
+        }
+        if report.kind == "video":
+            data[config_xml.FPS_KEY] = float(row["fps"]) if row.get("fps") else None
+            data["frame_count"] = int(row["frame_count"]) if row.get("frame_count") else None
+            if data[config_xml.FPS_KEY] is None:
+                report.errors.append(f"media {media_id}: no probed fps; re-run `dataprep ingest`")
+                continue
+        tasks.append(data)
+        paths.append(row["path"])
+    return tasks, paths
+
+
+def _connect_storages(client: LabelStudioClient, project_id: int, root: str, paths: list[str]):
+    """Local-files storages for the first-level folders of ``root`` that hold ``paths``."""
+    for folder in sorted(_storage_folders(root, paths)):
+        if os.path.normpath(folder) == os.path.normpath(root) or not os.path.isdir(folder):
+            raise UsageError(
+                f"media lie directly in the media root {root}; Label Studio serves local "
+                "files only from a sub-folder of its LOCAL_FILES_DOCUMENT_ROOT: pass the "
+                "parent folder as --media-root"
+            )
+        client.ensure_local_storage(project_id, folder)
 
 
 def push(
@@ -154,91 +232,33 @@ def push(
     if not media.rows:
         raise UsageError("no ok media to push; run `dataprep ingest PATH` first")
     run = check_run(workspace, predictions) if predictions is not None else None
-    prefix = media_url_prefix if media_url_prefix is not None else settings.media_url_prefix
-    root = media_root or settings.media_root
-    if media_root and media_url_prefix is None:
-        prefix = ""  # an explicit --media-root means local files unless a prefix is given too
-    if not root and prefix:
-        root = os.path.commonpath([os.path.dirname(r["path"]) for r in media.rows.values()])
-    if not root:
-        raise UsageError(
-            "pass --media-root DIR (the folder Label Studio serves local files from: its "
-            "LOCAL_FILES_DOCUMENT_ROOT) or --media-url-prefix URL"
-        )
-    root = os.path.abspath(os.path.expanduser(root))
+    root, prefix = _media_root(workspace, media, media_root, media_url_prefix)
     ref = project or settings.project or (workspace.config.project.name if create else "")
     client = client or connect(workspace, url)
-    created = False
-    try:
-        found = client.find_project(ref)
-    except ProjectNotFound:
-        if not create or (ref or "").isdigit():
-            raise
-        chosen = _choose_kind(media, kind, None)
-        label_config = config_xml.labeling_config(
-            workspace.config.project.classes, workspace.config.project.label_type, chosen
-        )
-        found = client.create_project(
-            ref, label_config, description=f"dataprep workspace {workspace.root.name}"
-        )
-        created = True
-    chosen = _choose_kind(media, kind, getattr(found, "label_config", None) or None)
-    target = None
-    if run is not None:
-        target = prediction_target(
-            str(getattr(found, "label_config", None) or ""),
-            workspace.config.project.label_type,
-        )
+    found, created = _open_project(workspace, client, media, ref, create, kind)
+    label_config = str(getattr(found, "label_config", None) or "")
     report = PushReport(
         url=client.url,
         project_id=int(found.id),
         project_title=str(found.title or ""),
         created_project=created,
-        kind=chosen,
+        kind=_choose_kind(media, kind, label_config or None),
     )
+    target = None
+    if run is not None:
+        target = prediction_target(label_config, workspace.config.project.label_type)
     existing = {
         str(t["data"].get(config_xml.MEDIA_ID_KEY))
         for t in client.list_tasks(report.project_id)
         if t["data"].get(config_xml.MEDIA_ID_KEY)
     }
-    tasks, paths = [], []
-    for media_id, row in sorted(media.rows.items()):
-        if row["kind"] != chosen:
-            report.skipped_other_kind += 1
-            continue
-        if media_id in existing:
-            report.already_present += 1
-            continue
-        try:
-            address = media_url(row["path"], media_root=root, url_prefix=prefix or None)
-        except UnsafeTaskPath as exc:
-            report.errors.append(f"media {media_id}: {exc}")
-            continue
-        data = {
-            config_xml.media_key(chosen): address,
-            config_xml.MEDIA_ID_KEY: media_id,
-            "file": os.path.basename(row["path"]),
-        }
-        if chosen == "video":
-            data[config_xml.FPS_KEY] = float(row["fps"]) if row.get("fps") else None
-            data["frame_count"] = int(row["frame_count"]) if row.get("frame_count") else None
-            if data[config_xml.FPS_KEY] is None:
-                report.errors.append(f"media {media_id}: no probed fps; re-run `dataprep ingest`")
-                continue
-        tasks.append(data)
-        paths.append(row["path"])
+    tasks, paths = _new_tasks(media, report, existing, root, prefix)
     if tasks and not prefix:
-        for folder in sorted(_storage_folders(root, paths)):
-            if os.path.normpath(folder) == os.path.normpath(root) or not os.path.isdir(folder):
-                raise UsageError(
-                    f"media lie directly in the media root {root}; Label Studio serves local "
-                    "files only from a sub-folder of its LOCAL_FILES_DOCUMENT_ROOT: pass the "
-                    "parent folder as --media-root"
-                )
-            client.ensure_local_storage(report.project_id, folder)
+        _connect_storages(client, report.project_id, root, paths)
     for start in range(0, len(tasks), BATCH):
         batch = tasks[start : start + BATCH]
-        client.import_tasks(report.project_id, batch)
+        # safe to retry: after a failed import only media not in the project are sent again
+        client.import_tasks(report.project_id, batch, key=config_xml.MEDIA_ID_KEY)
         report.added += len(batch)
         if progress:
             progress(report.added, len(tasks))
@@ -251,7 +271,7 @@ def push(
             target,
             run,
             media,
-            chosen,
+            report.kind,
             media_root=root,
             url_prefix=prefix or None,
             progress=progress,
