@@ -184,6 +184,32 @@ def _connect_storages(client: LabelStudioClient, project_id: int, root: str, pat
         client.ensure_local_storage(project_id, folder)
 
 
+def _add_tasks(
+    client: LabelStudioClient,
+    media: MediaTable,
+    report: PushReport,
+    root: str,
+    prefix: str,
+    progress: ProgressFn | None,
+) -> None:
+    """Imports one task per media of the pushed kind not yet in the project, in batches."""
+    existing = {
+        str(t["data"].get(config_xml.MEDIA_ID_KEY))
+        for t in client.list_tasks(report.project_id)
+        if t["data"].get(config_xml.MEDIA_ID_KEY)
+    }
+    tasks, paths = _new_tasks(media, report, existing, root, prefix)
+    if tasks and not prefix:
+        _connect_storages(client, report.project_id, root, paths)
+    for start in range(0, len(tasks), BATCH):
+        batch = tasks[start : start + BATCH]
+        # safe to retry: after a failed import only media not in the project are sent again
+        client.import_tasks(report.project_id, batch, key=config_xml.MEDIA_ID_KEY)
+        report.added += len(batch)
+        if progress:
+            progress(report.added, len(tasks))
+
+
 def push(
     workspace: Workspace,
     *,
@@ -247,21 +273,7 @@ def push(
     target = None
     if run is not None:
         target = prediction_target(label_config, workspace.config.project.label_type)
-    existing = {
-        str(t["data"].get(config_xml.MEDIA_ID_KEY))
-        for t in client.list_tasks(report.project_id)
-        if t["data"].get(config_xml.MEDIA_ID_KEY)
-    }
-    tasks, paths = _new_tasks(media, report, existing, root, prefix)
-    if tasks and not prefix:
-        _connect_storages(client, report.project_id, root, paths)
-    for start in range(0, len(tasks), BATCH):
-        batch = tasks[start : start + BATCH]
-        # safe to retry: after a failed import only media not in the project are sent again
-        client.import_tasks(report.project_id, batch, key=config_xml.MEDIA_ID_KEY)
-        report.added += len(batch)
-        if progress:
-            progress(report.added, len(tasks))
+    _add_tasks(client, media, report, root, prefix, progress)
     _remember(workspace, report, root if not prefix else None, prefix, url)
     if run is not None and target is not None:
         report.predictions = push_predictions(
