@@ -120,6 +120,8 @@ def image_header_size(path: Path) -> tuple[int, int]:
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 width, height = image.size
+    except Image.UnidentifiedImageError:
+        raise MediaError("not a decodable image (its header cannot be read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"not a decodable image ({_reason(exc)})") from None
     finally:
@@ -136,8 +138,8 @@ def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels and width * height > max_pixels:
         raise MediaError(
             f"{width}x{height} pixels ({width * height / 1e6:,.0f} megapixels) is above the "
-            f"limit of {max_pixels / 1e6:,.0f} megapixels; raise [ingest] max_pixels in "
-            "dataprep.toml if the file is genuine"
+            f"limit of {max_pixels / 1e6:,.0f} megapixels; raise [ingest] max_pixels (or pass "
+            "--max-pixels) if the file is genuine"
         )
 
 
