@@ -73,7 +73,9 @@ def key_frames(sequence: Sequence[dict], clock: FrameClock) -> dict[int, dict]:
     return keys
 
 
-def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple[int, dict, bool]]:
+def interpolate_track(
+    sequence: Sequence[dict] | dict[int, dict], clock: FrameClock
+) -> list[tuple[int, dict, bool]]:
     """Every decoder frame of a ``VideoRectangle`` track, as Label Studio's player shows it.
 
     Label Studio stores only key frames. Between a key frame with ``enabled: true`` and the next
@@ -83,11 +85,16 @@ def interpolate_track(sequence: Sequence[dict], clock: FrameClock) -> list[tuple
     to the end of the video. Key frames outside the video shape the interpolation but only
     frames of the video are returned.
 
+    Args:
+        sequence: the track's key frames as Label Studio stores them, or as
+            :func:`key_frames` returns them.
+        clock: the video's frame clock.
+
     Returns:
         ``(frame_index, box, keyframe)`` with ``box`` holding x, y, width, height, rotation in
         Label Studio's percentages, sorted by frame_index.
     """
-    keys = key_frames(sequence, clock)
+    keys = sequence if isinstance(sequence, dict) else key_frames(sequence, clock)
     indices = sorted(keys)
     last = clock.last_index
     end = (last + 1) if last is not None else None

@@ -221,8 +221,9 @@ def convert_video_rectangle(
     labels = _labels(value, "labels", "rectanglelabels") or ["(unlabelled)"]
     sequence = value.get("sequence") or []
     try:
-        frames = interpolate_track(sequence, clock)
-        outside_keys = [i for i in key_frames(sequence, clock) if not clock.contains(i)]
+        keys = key_frames(sequence, clock)
+        frames = interpolate_track(keys, clock)
+        outside_keys = [i for i in keys if not clock.contains(i)]
     except ConversionError as exc:
         raise ConversionError(f"{where}: {exc}") from None
     rows, dropped, clipped = [], 0, 0
