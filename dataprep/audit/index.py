@@ -1,0 +1,214 @@
+"""Candidate pairs from a banded LSH index over frame hashes, and the time-aligned comparison.
+
+**Index.** Each usable frame hash is cut into ``BANDS`` bands of ``64 / BANDS`` bits, each
+keyed together with the frame's coarse mean colour (on two grids offset by half a step, so a
+small colour change never misses both); media that share a key in any frame become a
+candidate pair. Two copies of one video share many
+frames whose hashes differ in a few bits, so some band of some frame collides with near
+certainty, while unrelated media collide rarely. Buckets larger than ``max_bucket`` (a band
+value shared by very many media: flat frames, a common logo) are skipped; the pairs they hold
+are almost always found through another band or frame. Work grows with the number of media
+and the size of the buckets, never with the number of pairs of media.
+
+**Comparison.** Two signatures on the same time grid are compared at every shift that leaves
+at least ``min_overlap`` of the shorter one's usable frames aligned, and at every stored crop of
+either side: the structure distance is the mean of ``1 - cosine`` of the aligned frames' DCT
+vectors, the colour distance the mean absolute difference of their thumbnails; the shift and
+crop with the lowest ``distance / max_distance + colour / max_colour`` win, and the pair is a
+near-duplicate when both are within their thresholds. Sequences on grids
+that differ by a power of two are first brought to the coarser grid (every phase is tried).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataprep.audit.signatures import CROPS, Signature
+
+BANDS = 8
+BAND_BITS = 64 // BANDS
+DEFAULT_MAX_BUCKET = 256
+COLOUR_STEP = 32.0  # coarse mean colour levels in the keys (two grids offset by half)
+DEFAULT_MAX_DISTANCE = 0.15  # mean structure distance (1 - cosine) of a near-duplicate
+DEFAULT_MAX_COLOUR = 4.5  # mean absolute thumbnail difference (of 255) of a near-duplicate
+DEFAULT_MIN_OVERLAP = 0.8  # of the shorter sequence's usable frames
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise Hamming distance of two uint64 arrays (broadcasting)."""
+    x = np.bitwise_xor(a, b)
+    return _POPCOUNT[x.view(np.uint8).reshape(*x.shape, 8)].sum(axis=-1)
+
+
+def _colour_bins(thumbs: np.ndarray, grid: int) -> np.ndarray:
+    """Coarse mean colour of each frame on one of two grids offset by half a step."""
+    mean = thumbs.reshape(len(thumbs), -1, 3).mean(axis=1) + grid * COLOUR_STEP / 2
+    levels = np.floor(mean / COLOUR_STEP).astype(np.uint64)
+    return (levels[:, 0] << np.uint64(8)) | (levels[:, 1] << np.uint64(4)) | levels[:, 2]
+
+
+def band_keys(signatures: list[Signature]) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, owner)``: one key per (media, band, colour grid, distinct value) of the usable
+    frames; a key packs the band and grid numbers, the frame's coarse mean colour and the band's
+    bits. ``owner`` is the position in ``signatures``."""
+    keys, owners = [], []
+    mask = np.uint64((1 << BAND_BITS) - 1)
+    for position, signature in enumerate(signatures):
+        usable = signature.usable
+        hashes = signature.hashes[usable]
+        if not len(hashes):
+            continue
+        thumbs = signature.thumbs[usable, 0]
+        for grid in (0, 1):
+            colour = _colour_bins(thumbs, grid) << np.uint64(BAND_BITS)
+            for band in range(BANDS):
+                bits = (hashes >> np.uint64(band * BAND_BITS)) & mask
+                tag = np.uint64((band * 2 + grid) << 40)
+                values = np.unique(bits | colour | tag)
+                keys.append(values)
+                owners.append(np.full(len(values), position, np.int64))
+    if not keys:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    return np.concatenate(keys), np.concatenate(owners)
+
+
+def candidate_pairs(
+    signatures: list[Signature], max_bucket: int = DEFAULT_MAX_BUCKET
+) -> Iterator[tuple[int, int]]:
+    """Distinct pairs ``(i, j)``, ``i < j``, of positions sharing a band bucket."""
+    keys, owners = band_keys(signatures)
+    if not len(keys):
+        return
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    sizes = ends - starts
+    seen: set[tuple[int, int]] = set()
+    for start, end in zip(starts[sizes > 1], ends[sizes > 1], strict=True):
+        if end - start > max_bucket:
+            continue
+        members = owners[start:end].tolist()
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                pair = (members[a], members[b])
+                if pair not in seen:
+                    seen.add(pair)
+                    yield pair
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best alignment of two signatures."""
+
+    distance: float  # mean structure distance (1 - cosine, 0..2) of the aligned usable frames
+    colour: float  # mean absolute difference (0..255) of their colour thumbnails
+    frames: int  # aligned usable frames compared
+    first: tuple[int, int]  # decoder frame range of the overlap in the first media
+    second: tuple[int, int]  # ... and in the second
+    crop: float  # the centre crop (fraction of a side) that matched, of the larger-view media
+
+
+def _on_grid(signature: Signature, step: int, phase: int) -> tuple[np.ndarray, ...]:
+    take = slice(phase, None, step)
+    return (
+        signature.coefs[take].astype(np.float32) / 127.0,
+        signature.thumbs[take].astype(np.float32),
+        signature.usable[take],
+        signature.frame_index[take],
+    )
+
+
+def _variants(a: Signature, b: Signature) -> Iterator[tuple[tuple, tuple]]:
+    """Both sequences on a common grid: the finer one resampled at every phase."""
+    if a.rate == b.rate or not a.rate or not b.rate:
+        yield _on_grid(a, 1, 0), _on_grid(b, 1, 0)
+        return
+    ratio = max(a.rate, b.rate) / min(a.rate, b.rate)
+    step = int(round(ratio))
+    if abs(step - ratio) > 1e-6 or step > 64:
+        yield _on_grid(a, 1, 0), _on_grid(b, 1, 0)
+        return
+    for phase in range(step):
+        if a.rate > b.rate:
+            yield _on_grid(a, step, phase), _on_grid(b, 1, 0)
+        else:
+            yield _on_grid(a, 1, 0), _on_grid(b, step, phase)
+
+
+def _levels() -> list[tuple[int, int]]:
+    """Crop level pairs compared: the uncropped view of one against every crop of the other."""
+    return [(0, 0)] + [(k, 0) for k in range(1, len(CROPS))] + [
+        (0, k) for k in range(1, len(CROPS))
+    ]
+
+
+def compare(
+    a: Signature,
+    b: Signature,
+    *,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
+    max_colour: float = DEFAULT_MAX_COLOUR,
+    min_overlap: float = DEFAULT_MIN_OVERLAP,
+) -> Match | None:
+    """The best time alignment and crop of two signatures: the one minimizing
+    ``distance / max_distance + colour / max_colour`` among the shifts that overlap at least
+    ``min_overlap`` of the shorter sequence's usable frames (None when none does)."""
+    best: tuple[float, Match] | None = None
+    for (ca, ta, ua, fa), (cb, tb, ub, fb) in _variants(a, b):
+        n, m = len(ua), len(ub)
+        if not ua.any() or not ub.any():
+            continue
+        valid = (ua[:, None] & ub[None, :]).ravel()
+        diagonal = (np.arange(n)[:, None] - np.arange(m)[None, :] + (m - 1)).ravel()
+        count = np.bincount(diagonal, weights=valid, minlength=n + m - 1)
+        need = max(1, math.ceil(min_overlap * min(int(ua.sum()), int(ub.sum()))))
+        ok = count >= need
+        if not ok.any():
+            continue
+        for ka, kb in _levels():
+            structure = (1.0 - ca[:, ka] @ cb[:, kb].T).ravel()
+            colour = np.abs(ta[:, ka][:, None, :] - tb[:, kb][None, :, :]).mean(axis=-1).ravel()
+            s_sum = np.bincount(diagonal, weights=structure * valid, minlength=n + m - 1)
+            c_sum = np.bincount(diagonal, weights=colour * valid, minlength=n + m - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cost = s_sum / count / max_distance + c_sum / count / max_colour
+            cost[~ok] = np.inf
+            k = int(np.argmin(cost))
+            if best is not None and cost[k] >= best[0]:
+                continue
+            shift = k - (m - 1)
+            i = np.arange(max(0, shift), min(n, m + shift))
+            j = i - shift
+            keep = ua[i] & ub[j]
+            i, j = i[keep], j[keep]
+            match = Match(
+                float(s_sum[k] / count[k]),
+                float(c_sum[k] / count[k]),
+                int(count[k]),
+                (int(fa[i[0]]), int(fa[i[-1]])),
+                (int(fb[j[0]]), int(fb[j[-1]])),
+                CROPS[max(ka, kb)],
+            )
+            best = (float(cost[k]), match)
+    return best[1] if best else None
+
+
+def is_near_duplicate(
+    match: Match | None,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
+    max_colour: float = DEFAULT_MAX_COLOUR,
+) -> bool:
+    """A match within both thresholds."""
+    return match is not None and match.distance <= max_distance and match.colour <= max_colour
+
+
+def similarity(match: Match) -> float:
+    """A score in [0, 1]: the mean cosine of the aligned frames' structure."""
+    return max(0.0, 1.0 - match.distance)
