@@ -154,6 +154,19 @@ class EngineConfig(_Section):
     ship_package: bool = False  # ray: upload this dataprep to workers (runtime_env py_modules)
 
 
+class AuditConfig(_Section):
+    """Thresholds of ``dataprep audit`` (docs/audit.md)."""
+
+    dup_distance: float = Field(0.15, gt=0, le=2)  # mean 1 - cosine of aligned frame structure
+    dup_colour: float = Field(4.5, gt=0, le=255)  # mean thumbnail difference (0..255)
+    dup_overlap: float = Field(0.8, gt=0, le=1)  # aligned share of the shorter media
+    min_class_media: int = Field(10, ge=1)  # fewer media in a class: a finding
+    drift: float = Field(0.1, gt=0, le=1)  # split vs whole class-share distance (TVD)
+    dark_level: float = Field(40.0, ge=0, le=255)  # 99th-percentile luma below: dark
+    blur_ratio: float = Field(0.1, gt=0, le=1)  # sharpness below this x the median: blurry
+    frozen_seconds: float = Field(1.0, gt=0)  # identical frames this long: frozen
+
+
 class Config(_Section):
     """The whole ``dataprep.toml``."""
 
@@ -165,6 +178,7 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     labelstudio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
