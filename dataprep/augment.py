@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,12 @@ from typing import Any
 import numpy as np
 
 from dataprep import manifests
-from dataprep.errors import ManifestError, UsageError
+from dataprep.augment_check import check_transform, first_line, raise_on_ignored_arguments
+from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
+from dataprep.stage import StageRun, run_stage
 from dataprep.workspace import Workspace
 
 PRESETS = ("light", "medium", "heavy")
-CHECKPOINT_SECONDS = 5.0
-_COMPOSITIONS = {
-    "Compose",
-    "OneOf",
-    "SomeOf",
-    "Sequential",
-    "OneOrOther",
-    "SelectiveChannelTransform",
-    "RandomOrder",
-    "ReplayCompose",
-}
-_RESERVED = {"__class_fullname__", "transforms", "__version__"}
 
 
 def preset_path(name: str) -> Path:
@@ -108,138 +97,15 @@ def pipeline_from_dict(data: dict, *, source: str = "pipeline"):
     transform = data.get("transform") if "transform" in data else data
     if not isinstance(transform, dict):
         raise UsageError(f"{source}: `transform` must be a mapping with __class_fullname__")
-    _check_transform(transform, source, "transform")
+    check_transform(transform, source, "transform")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             pipeline = A.from_dict({"transform": transform})
         except (ValueError, TypeError, KeyError) as exc:
-            raise UsageError(f"{source}: {_first_line(exc)}; fix the pipeline file") from None
-    _raise_on_ignored_arguments(caught, source, "transform")
+            raise UsageError(f"{source}: {first_line(exc)}; fix the pipeline file") from None
+    raise_on_ignored_arguments(caught, source, "transform")
     return pipeline
-
-
-def _raise_on_ignored_arguments(caught: list, source: str, where: str) -> None:
-    """albumentations only warns about arguments it does not know (and ignores them): an error
-    here. Other warnings (deprecations) are passed on."""
-    for warning in caught:
-        text = str(warning.message)
-        if "are not valid for transform" in text:
-            raise UsageError(f"{source}: {where}: {text}; fix the pipeline file")
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-
-
-def _transform_class(name: str):
-    import albumentations as A
-    from albumentations.core.serialization import SERIALIZABLE_REGISTRY
-
-    short = name.rsplit(".", 1)[-1]
-    cls = getattr(A, short, None)
-    if cls is None:
-        registered = (
-            SERIALIZABLE_REGISTRY.get(name) if hasattr(SERIALIZABLE_REGISTRY, "get") else None
-        )
-        cls = registered
-    return cls if inspect.isclass(cls) else None
-
-
-def _check_transform(entry: dict, source: str, where: str) -> None:
-    import difflib
-
-    import albumentations as A
-
-    if not isinstance(entry, dict) or "__class_fullname__" not in entry:
-        raise UsageError(f"{source}: {where} has no __class_fullname__; each transform needs one")
-    name = str(entry["__class_fullname__"])
-    cls = _transform_class(name)
-    if cls is None:
-        known = [n for n in dir(A) if inspect.isclass(getattr(A, n)) and n[:1].isupper()]
-        close = difflib.get_close_matches(name.rsplit(".", 1)[-1], known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UsageError(f"{source}: {where}: unknown transform {name!r}{hint}")
-    allowed = _allowed_arguments(cls)
-    for argument in entry:
-        if argument in _RESERVED or argument.startswith("__"):
-            continue
-        if argument not in allowed:
-            close = difflib.get_close_matches(argument, sorted(allowed), n=1)
-            hint = (
-                f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
-            )
-            raise UsageError(
-                f"{source}: {_place(where, name)}: unknown argument {argument!r}; {hint}"
-            )
-    if name.rsplit(".", 1)[-1] in _COMPOSITIONS or "transforms" in entry:
-        children = entry.get("transforms")
-        if not isinstance(children, list) or not children:
-            raise UsageError(f"{source}: {_place(where, name)} needs a non-empty `transforms` list")
-        for i, child in enumerate(children):
-            label = child.get("__class_fullname__", "?") if isinstance(child, dict) else "?"
-            _check_transform(child, source, f"{where}.transforms[{i}] {label}")
-        return
-    arguments = {k: v for k, v in entry.items() if k not in _RESERVED and not k.startswith("__")}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            cls(**arguments)
-        except Exception as exc:  # noqa: BLE001 - any failure here is a bad argument
-            raise UsageError(
-                f"{source}: {_place(where, name)}: {_validation_message(exc)}"
-            ) from None
-    _raise_on_ignored_arguments(caught, source, _place(where, name))
-
-
-def _place(where: str, name: str) -> str:
-    return where if where.endswith(name) else f"{where} ({name})"
-
-
-def _allowed_arguments(cls) -> set[str]:
-    allowed: set[str] = set()
-    for klass in inspect.getmro(cls):
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for parameter in inspect.signature(init).parameters.values():
-            if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-                continue
-            allowed.add(parameter.name)
-        break  # the class's own __init__ lists what it accepts
-    schema = getattr(cls, "InitSchema", None)
-    if schema is not None and hasattr(schema, "model_fields"):
-        allowed |= set(schema.model_fields)
-    allowed.discard("self")
-    allowed.add("p")
-    return allowed
-
-
-def _validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        with contextlib.suppress(Exception):
-            first = errors()[0]
-            where = ".".join(
-                str(p)
-                for p in first.get("loc", ())
-                if not str(p).startswith(("tuple[", "float", "int"))
-            )
-            return f"argument {where or '?'}: {first.get('msg')} (got {first.get('input')!r})"
-    text = _first_line(exc)
-    if "validation error" in text:
-        lines = str(exc).strip().splitlines()
-        if len(lines) >= 3:
-            import re
-
-            detail = lines[2].strip()
-            got = re.search(r"input_value=(.*?), input_type", detail)
-            detail = re.sub(r"\s*\[type=.*$", "", detail)
-            suffix = f" (got {got.group(1)})" if got else ""
-            return f"argument {lines[1].split('.')[0].strip()}: {detail}{suffix}"
-    return text
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def pipeline_to_dict(pipeline) -> dict:
@@ -251,10 +117,11 @@ def pipeline_to_dict(pipeline) -> dict:
 
 def pipeline_fingerprint(pipeline, seed: int | None = None) -> str:
     """A short hash of the serialized pipeline (and seed)."""
+    from dataprep.hashing import settings_fingerprint
+
     data = pipeline_to_dict(pipeline)
     data.pop("__version__", None)
-    text = json.dumps({"pipeline": data, "seed": seed}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return settings_fingerprint({"pipeline": data, "seed": seed})
 
 
 def augment_clip(pipeline, frames: np.ndarray, seed: int | None = None) -> np.ndarray:
@@ -311,9 +178,16 @@ class AugmentReport:
     removed: int = 0  # stale copies deleted (other pipeline with --overwrite, or beyond N)
     seconds: float = 0.0
     rows: int = 0  # augmented rows in the manifest after the run
+    failed: list[dict[str, Any]] = field(default_factory=list)  # media_id, error
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
 
 
 @dataclass(frozen=True)
@@ -329,13 +203,34 @@ class _MediaWork:
     have: frozenset = frozenset()  # (frame_index, copy_index) already written
 
 
-def _augment_media(work: _MediaWork) -> list[dict]:
-    """Writes the missing copies of one media's frames; returns their rows (worker process)."""
+_DISK_PREFIX = "disk: "
+
+
+def _augment_media(work: _MediaWork) -> tuple[list[dict], str | None]:
+    """Writes the missing copies of one media's frames (worker process).
+
+    Returns:
+        The rows written, and None or the error that stopped the media (a frame that cannot be
+        read; a file that cannot be written is prefixed with ``_DISK_PREFIX``).
+    """
+    from dataprep.errors import MediaError
+
+    rows: list[dict] = []
+    try:
+        _augment_copies(work, rows)
+    except MediaError as exc:
+        return rows, str(exc)
+    except OSError as exc:
+        where = exc.filename or Path(work.root) / "frames" / work.media_id
+        return rows, _DISK_PREFIX + os_error_message(where, exc)
+    return rows, None
+
+
+def _augment_copies(work: _MediaWork, rows: list[dict]) -> None:
     from dataprep.atomic import atomic_write_bytes
     from dataprep.imageops import encode_rgb, read_image_rgb
 
     pipeline = pipeline_from_dict(work.pipeline, source="pipeline")
-    rows = []
     root = Path(work.root)
     for copy_index in range(1, work.copies + 1):
         draw = copy_seed(work.seed, work.media_id, copy_index)
@@ -363,7 +258,6 @@ def _augment_media(work: _MediaWork) -> list[dict]:
                     "fingerprint": work.fingerprint,
                 }
             )
-    return rows
 
 
 def augment_frames(
@@ -374,124 +268,62 @@ def augment_frames(
     seed: int | None = None,
     jobs: int | None = None,
     overwrite: bool = False,
+    on_error: str = "skip",
     progress: Callable[..., None] | None = None,
 ) -> AugmentReport:
     """Materializes ``copies`` augmented copies of every extracted frame.
 
     Options left None come from ``[augment]`` in ``dataprep.toml``. A rerun keeps copies made
     with the same pipeline and seed and writes only the missing ones; copies of another
-    pipeline or seed are refused unless ``overwrite``, which deletes them first.
+    pipeline or seed are refused unless ``overwrite``, which deletes them first. A media whose
+    frames cannot be read is recorded and skipped (``on_error="skip"``) or stops the run
+    (``"fail"``); the copies written before it are kept.
 
     Raises:
-        UsageError: bad pipeline, or copies of another pipeline without ``overwrite``.
+        UsageError: bad options or pipeline, or copies of another pipeline without ``overwrite``.
         ManifestError: when no frames have been extracted.
+        ItemFailed: a media failed under ``on_error="fail"``.
+        DiskError: a file could not be written (disk full...); a rerun resumes.
     """
-    import pandas as pd
+    from dataprep.config import effective
 
     started = time.monotonic()
-    settings = workspace.config.augment
-    spec = pipeline or settings.pipeline
-    copies = settings.copies if copies is None else int(copies)
-    if copies < 1:
-        raise UsageError(f"--copies {copies}: use 1 or more")
-    seed = settings.seed if seed is None else int(seed)
+    options = effective(
+        workspace.config,
+        "augment",
+        {"pipeline": None if pipeline is None else str(pipeline), "copies": copies, "seed": seed},
+    )
+    spec = pipeline or options.pipeline
     compose = load_pipeline(spec)
-    fingerprint = pipeline_fingerprint(compose, seed)
+    fingerprint = pipeline_fingerprint(compose, options.seed)
     serialized = pipeline_to_dict(compose)
-    quality = workspace.config.frames.quality
-    report = AugmentReport(pipeline=str(spec), fingerprint=fingerprint, copies=copies)
-    with workspace.lock():
-        frame = manifests.load(workspace, "frames", missing_ok=True)
-        is_aug = frame["augmented"].astype(bool) if len(frame) else pd.Series([], dtype=bool)
-        sources = frame[~is_aug] if len(frame) else frame
-        if not len(sources):
-            raise ManifestError(
-                f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
+    report = AugmentReport(pipeline=str(spec), fingerprint=fingerprint, copies=options.copies)
+    with run_stage(workspace, "augment", on_error=on_error) as run:
+        try:
+            plan = _plan_copies(workspace, run, fingerprint, options.copies, overwrite, report)
+            works = _works(workspace, plan, options, fingerprint, serialized)
+            report.media = len(works)
+            saved = _write_copies(workspace, run, plan, works, jobs, report, progress)
+            _save_state(
+                workspace,
+                {
+                    "pipeline": serialized,
+                    "spec": str(spec),
+                    "seed": options.seed,
+                    "copies": options.copies,
+                    "fingerprint": fingerprint,
+                },
             )
-        existing = frame[is_aug] if len(frame) else frame
-        other = existing[existing["fingerprint"] != fingerprint]
-        if len(other) and not overwrite:
-            raise UsageError(
-                f"{len(other)} augmented copies were made with another pipeline or seed; pass "
-                "--overwrite to replace them, or use the same pipeline"
-            )
-        stale = pd.concat(
-            [
-                other,
-                existing[
-                    (existing["fingerprint"] == fingerprint)
-                    & (existing["copy_index"].astype(int) > copies)
-                ],
-            ]
-        )
-        for rel in stale["path"]:
-            with contextlib.suppress(FileNotFoundError):
-                (workspace.root / rel).unlink()
-        report.removed = len(stale)
-        keep = existing[
-            (existing["fingerprint"] == fingerprint)
-            & (existing["copy_index"].astype(int) <= copies)
-        ]
-        keep = keep[[(workspace.root / p).is_file() for p in keep["path"]]]
-        report.kept = len(keep)
-        kept_rows = manifests.records(keep)
-        have_by_media: dict[str, set] = {}
-        for row in kept_rows:
-            have_by_media.setdefault(row["media_id"], set()).add(
-                (row["frame_index"], row["copy_index"])
-            )
-        works = []
-        for media_id, group in sources.groupby("media_id", sort=True):
-            works.append(
-                _MediaWork(
-                    media_id=str(media_id),
-                    sources=manifests.records(group),
-                    copies=copies,
-                    seed=seed,
-                    fingerprint=fingerprint,
-                    pipeline=serialized,
-                    root=str(workspace.root),
-                    quality=quality,
-                    have=frozenset(have_by_media.get(str(media_id), set())),
-                )
-            )
-        report.media = len(works)
-        total = len(sources) * copies - report.kept
-        new_rows: list[dict] = []
-        if progress:
-            progress(0, total)
-        last_save = time.monotonic()
-        source_records = manifests.records(sources)
-        for rows in _map_media(works, jobs):
-            new_rows.extend(rows)
-            report.written += len(rows)
-            if progress:
-                progress(report.written, total)
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-                _save(workspace, source_records, kept_rows + new_rows)
-                last_save = time.monotonic()
-        saved = _save(workspace, source_records, kept_rows + new_rows)
+        except OSError as exc:
+            where = exc.filename or workspace.frames_dir
+            raise DiskError(os_error_message(where, exc)) from None
         report.rows = int(saved["augmented"].astype(bool).sum())
         report.seconds = time.monotonic() - started
-        _save_state(
-            workspace,
-            {
-                "pipeline": serialized,
-                "spec": str(spec),
-                "seed": seed,
-                "copies": copies,
-                "fingerprint": fingerprint,
-            },
-        )
-        from dataprep.stages import record_stage
-
-        record_stage(
-            workspace,
-            "augment",
+        run.finish(
             settings={
                 "pipeline": str(spec),
-                "copies": copies,
-                "seed": seed,
+                "copies": options.copies,
+                "seed": options.seed,
                 "fingerprint": fingerprint,
             },
             counts={
@@ -499,10 +331,131 @@ def augment_frames(
                 "written": report.written,
                 "kept": report.kept,
                 "removed": report.removed,
+                "failed": len(report.failed),
                 "rows": report.rows,
             },
         )
     return report
+
+
+@dataclass
+class _CopyPlan:
+    """The extracted frames, and the copies a run keeps."""
+
+    sources: list[dict]  # extracted frame rows (what copies are made of)
+    by_media: dict[str, list[dict]]  # the same, by media id (sorted)
+    kept: list[dict]  # augmented rows kept (same pipeline and seed, file present)
+    have: dict[str, set]  # media id -> {(frame_index, copy_index)} kept
+
+
+def _plan_copies(
+    workspace: Workspace,
+    run: StageRun,
+    fingerprint: str,
+    copies: int,
+    overwrite: bool,
+    report: AugmentReport,
+) -> _CopyPlan:
+    """Refuses copies of another pipeline (without ``overwrite``), removes stale copies, and
+    lists the copies to keep."""
+    import pandas as pd
+
+    frame = manifests.load(workspace, "frames", missing_ok=True)
+    is_aug = frame["augmented"].astype(bool) if len(frame) else pd.Series([], dtype=bool)
+    sources = frame[~is_aug] if len(frame) else frame
+    if not len(sources):
+        raise ManifestError(
+            f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
+        )
+    existing = frame[is_aug] if len(frame) else frame
+    other = existing[existing["fingerprint"] != fingerprint]
+    if len(other) and not overwrite:
+        raise UsageError(
+            f"{len(other)} augmented copies were made with another pipeline or seed; pass "
+            "--overwrite to replace them, or use the same pipeline"
+        )
+    same = existing["fingerprint"] == fingerprint
+    in_range = existing["copy_index"].astype(int) <= copies
+    stale = pd.concat([other, existing[same & ~in_range]])
+    keep = existing[same & in_range]
+    keep = keep[[(workspace.root / p).is_file() for p in keep["path"]]]
+    if len(stale):
+        run.mark_changed()
+        # The manifest stops naming the stale copies before their files go.
+        _save(workspace, manifests.records(sources), manifests.records(keep))
+        for rel in stale["path"]:
+            with contextlib.suppress(FileNotFoundError):
+                (workspace.root / rel).unlink()
+    report.removed = len(stale)
+    report.kept = len(keep)
+    kept_rows = manifests.records(keep)
+    have: dict[str, set] = {}
+    for row in kept_rows:
+        have.setdefault(row["media_id"], set()).add((row["frame_index"], row["copy_index"]))
+    return _CopyPlan(
+        sources=manifests.records(sources),
+        by_media={
+            str(media_id): manifests.records(group)
+            for media_id, group in sources.groupby("media_id", sort=True)
+        },
+        kept=kept_rows,
+        have=have,
+    )
+
+
+def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, serialized: dict):
+    """One :class:`_MediaWork` per media with extracted frames."""
+    return [
+        _MediaWork(
+            media_id=media_id,
+            sources=sources,
+            copies=options.copies,
+            seed=options.seed,
+            fingerprint=fingerprint,
+            pipeline=serialized,
+            root=str(workspace.root),
+            quality=workspace.config.frames.quality,
+            have=frozenset(plan.have.get(media_id, set())),
+        )
+        for media_id, sources in plan.by_media.items()
+    ]
+
+
+def _write_copies(
+    workspace: Workspace,
+    run: StageRun,
+    plan: _CopyPlan,
+    works: list[_MediaWork],
+    jobs: int | None,
+    report: AugmentReport,
+    progress: Callable[..., None] | None,
+):
+    """Writes the missing copies media by media, checkpointing the manifest; returns the saved
+    manifest. On any exception the copies written so far are saved first."""
+    total = len(plan.sources) * report.copies - report.kept
+    new_rows: list[dict] = []
+    if progress:
+        progress(0, total)
+    if works:
+        run.mark_changed()
+    try:
+        for work, (rows, error) in zip(works, _map_media(works, jobs), strict=True):
+            new_rows.extend(rows)
+            report.written += len(rows)
+            if progress:
+                progress(report.written, total)
+            if error is not None:
+                if error.startswith(_DISK_PREFIX):
+                    raise DiskError(error.removeprefix(_DISK_PREFIX))
+                report.failed.append({"media_id": work.media_id, "error": error})
+                run.item_failed(work.media_id, error, copies_written=len(rows))
+            if run.checkpoint_due():
+                _save(workspace, plan.sources, plan.kept + new_rows)
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep what was written; the first error wins
+            _save(workspace, plan.sources, plan.kept + new_rows)
+        raise
+    return _save(workspace, plan.sources, plan.kept + new_rows)
 
 
 STATE_NAME = "augment.json"  # under .dataprep/

@@ -64,6 +64,13 @@ class FramesConfig(_Section):
     format: Literal["jpg", "png", "webp"] = "jpg"
     quality: int = Field(90, ge=1, le=100)
 
+    @field_validator("every", "count", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"must be a whole number, not {value!r}")
+        return value
+
     @field_validator("size")
     @classmethod
     def _size(cls, value: str) -> str:

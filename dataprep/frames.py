@@ -1,102 +1,60 @@
 """``frames``: decode the frames a sampling mode asks for, resize, encode, and record them.
 
-* Decoding uses PyAV (FFmpeg) with frame and slice threads. A video is demuxed once (cheap: no
-  decoding) to learn every frame's presentation timestamp and key-frame flag;
-  :func:`dataprep.sampling.select_frames` picks frame indices from those timestamps; the decoder
-  then decodes only what the picks need: when the key frame before the next pick lies ahead of
-  the decoder, it seeks there instead of decoding the frames in between (sparse ``--count``,
-  low ``--fps``, large ``--every``); ``--keyframes`` asks FFmpeg to skip non-key frames.
-* The rotation stored in the container is applied; arrays are RGB in the public API
-  (:func:`read_frames`); the extraction path works in BGR internally to skip a conversion.
-* Images are one-frame media and take the same resize and encode path.
+The stage is split in four modules: :mod:`dataprep.decode` (PyAV decoding, shared with
+``preview`` and ``predict``), :mod:`dataprep.frame_settings` (options over ``[frames]``, the
+settings fingerprint), :mod:`dataprep.frames_worker` (one media into a temporary folder, the
+worker pool) and this module, the stage driver (:func:`extract_frames` on
+:func:`dataprep.stage.run_stage`), with the manifest and the per-media records.
+
 * Resumable: each media's frames are written into a temporary folder and swapped into
   ``frames/<media_id>/`` when complete, then a record ``.dataprep/frames/<media_id>.json`` notes
   the settings fingerprint, status and rows. ``manifests/frames.parquet`` is rebuilt from the
   records (checkpointed every few seconds and at the end), so a run killed at any moment loses
   at most the media in flight and a rerun finishes the job.
+* Consistent at every instant: before any media whose folder already exists is redone
+  (``--overwrite``, or a failed or partial media retried), the manifest is saved without that
+  media's rows, and it stays out of every checkpoint until its new frames are committed. So
+  the manifest never names a file that a swap removes; a killed run is reported as interrupted
+  by ``dataprep info`` and the rerun finishes it.
+* A failed media is recorded and the run goes on (``on_error="skip"``, the default) or the run
+  stops there (``"fail"``); a file that cannot be written (disk full) stops the run with a
+  :class:`~dataprep.errors.DiskError` naming the path (finished media are kept; a rerun resumes).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import queue
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dataprep import manifests
 from dataprep.atomic import atomic_write_text
-from dataprep.errors import ManifestError, MediaError, UsageError
-from dataprep.imageops import (
-    FORMATS,
-    SizeSpec,
-    bgr_to_rgb,
-    encode_bgr,
-    finish_resize,
-    parse_size_spec,
-    plan_resize,
-    read_image_bgr,
-    rotate,
-    scale_frame,
-)
-from dataprep.imageops import resize as resize_image
-from dataprep.sampling import SamplingSpec, expected_count, select_frames, video_end_s
+from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
+from dataprep.frame_settings import FrameSettings, resolve_settings
+from dataprep.frames_worker import TMP_PREFIX, run_jobs
+from dataprep.sampling import expected_count
+from dataprep.stage import StageRun, run_stage
 from dataprep.workspace import Workspace
 
+__all__ = [
+    "FrameSettings",
+    "FramesReport",
+    "extract_frames",
+    "load_frames",
+    "load_records",
+    "resolve_settings",
+    "summarize_frames",
+]
+
 ProgressFn = Callable[..., None]  # (frames done, frames expected or None)
-CHECKPOINT_SECONDS = 5.0
-SEEK_MIN_GAP = 4  # seek only when it skips more than this many frames
 STATE_FOLDER = "frames"  # under .dataprep/
-TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".old-"
-FINGERPRINT_VERSION = 1  # bump when the same settings would give different pixels
-
-
-@dataclass(frozen=True)
-class DecodedFrame:
-    """One frame as the library hands it out: RGB uint8, resized, rotation applied."""
-
-    frame_index: int
-    timestamp_s: float
-    image: np.ndarray
-
-
-@dataclass(frozen=True)
-class FrameSettings:
-    """Everything that decides which pixels end up in the frame files."""
-
-    sampling: SamplingSpec
-    size: SizeSpec | None
-    format: str
-    quality: int
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "sampling": self.sampling.describe(),
-            "size": self.size.describe() if self.size else "original",
-            "format": self.format,
-            "quality": self.quality,
-            "version": FINGERPRINT_VERSION,
-        }
-
-    @property
-    def fingerprint(self) -> str:
-        text = json.dumps(self.describe(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def label(self) -> str:
-        size = self.size.describe() if self.size else "original size"
-        return f"{self.sampling.label()}, {size}, {self.format} q{self.quality}"
 
 
 @dataclass
@@ -110,7 +68,7 @@ class FramesReport:
     unchanged: int = 0  # media skipped: complete for the same settings
     frames_written: int = 0
     frames_total: int = 0  # extracted frame rows in the manifest after the run
-    failed: list[dict[str, Any]] = field(default_factory=list)  # media_id, path, error, kept
+    failed: list[dict[str, Any]] = field(default_factory=list)  # media_id, error, frames_kept
     skipped_media_errors: int = 0  # media that ingest already marked as errors
     seconds: float = 0.0
 
@@ -119,470 +77,23 @@ class FramesReport:
         return not self.failed
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "fingerprint": self.fingerprint,
-            "settings": self.settings,
-            "media": self.media,
-            "extracted": self.extracted,
-            "unchanged": self.unchanged,
-            "frames_written": self.frames_written,
-            "frames_total": self.frames_total,
-            "failed": self.failed,
-            "skipped_media_errors": self.skipped_media_errors,
-            "seconds": round(self.seconds, 3),
-            "frames_per_second": round(self.frames_written / self.seconds, 1)
-            if self.seconds
-            else None,
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# Reading frames (public API shared with `predict`)
-# --------------------------------------------------------------------------------------------
-
-
-def read_frames(
-    path: str | Path,
-    *,
-    sampling: str,
-    fps: float | None = None,
-    every: int | None = None,
-    count: int | None = None,
-    size: str | None,
-    resize: str = "shorter",
-) -> Iterator[DecodedFrame]:
-    """Yields the frames of a video (or the one frame of an image) the way ``frames`` extracts them.
-
-    Args:
-        path: a video or image file (recognized by content).
-        sampling: ``fps``, ``every``, ``count``, ``keyframes`` or ``all`` (ignored for images).
-        fps, every, count: the parameter of the chosen mode.
-        size: ``"224"`` (shorter side), ``"WxH"`` (with ``resize``), or None for original size.
-        resize: ``shorter``, ``fit``, ``crop`` or ``stretch``.
-
-    Yields:
-        :class:`DecodedFrame` in frame order: RGB uint8, resized, container rotation applied.
-
-    Raises:
-        MediaError: when the file cannot be read or is damaged (after the frames decoded
-            before the damage have been yielded).
-        UsageError: for bad sampling or size options.
-    """
-    spec = SamplingSpec(sampling, fps=fps, every=every, count=count)
-    size_spec = parse_size_spec(size, resize)
-    path = Path(path)
-    if _media_kind(path) == "image":
-        image = resize_image(read_image_bgr(path), size_spec)
-        yield DecodedFrame(0, 0.0, bgr_to_rgb(image))
-        return
-    for frame_index, timestamp_s, image in decode_video(path, spec, size=size_spec, color="rgb24"):
-        yield DecodedFrame(frame_index, timestamp_s, image)
-
-
-def _media_kind(path: Path) -> str:
-    from dataprep.sniff import HEAD_BYTES, kind_from_content
-
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except OSError as exc:
-        raise MediaError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    kind = kind_from_content(head)
-    if kind is None:
-        raise MediaError(f"{path}: not a video or image file (unknown content)")
-    return kind
-
-
-@dataclass(frozen=True)
-class StreamIndex:
-    """Every frame of a video stream in presentation order, from one demux pass."""
-
-    pts: list[int]
-    keyframe: list[bool]
-    timestamps_s: list[float]
-    end_s: float
-    time_base: Fraction
-
-    @property
-    def frame_count(self) -> int:
-        return len(self.pts)
-
-
-def index_stream(path: Path) -> StreamIndex:
-    """Demuxes a video (no decoding) to list its frames' timestamps and key-frame flags.
-
-    Raises:
-        MediaError: when the file cannot be opened or demuxing fails.
-    """
-    import av
-
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
-    packets: list[tuple[int, bool, int]] = []
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{path}: no video stream in the file")
-        stream = container.streams.video[0]
-        time_base = stream.time_base or Fraction(1, 1000)
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if stamp is None:
-                    stamp = packets[-1][0] + 1 if packets else 0
-                packets.append((int(stamp), bool(packet.is_keyframe), int(packet.duration or 0)))
-        except av.FFmpegError as exc:
-            raise MediaError(
-                f"{path}: truncated or corrupt after {len(packets)} frames ({_reason(exc)})"
-            ) from None
-    if not packets:
-        raise MediaError(f"{path}: no video frames found")
-    packets.sort(key=lambda item: item[0])
-    first = packets[0][0]
-    pts = [p[0] for p in packets]
-    timestamps_s = [float((p - first) * time_base) for p in pts]
-    last_duration = float(packets[-1][2] * time_base) if packets[-1][2] else None
-    return StreamIndex(
-        pts=pts,
-        keyframe=[p[1] for p in packets],
-        timestamps_s=timestamps_s,
-        end_s=video_end_s(timestamps_s, last_duration),
-        time_base=Fraction(time_base),
-    )
-
-
-def decode_video(
-    path: Path,
-    spec: SamplingSpec,
-    *,
-    size: SizeSpec | None,
-    color: str = "rgb24",
-    threads: int = 0,
-    index: StreamIndex | None = None,
-) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Decodes the frames ``spec`` selects; yields ``(frame_index, timestamp_s, image)``.
-
-    ``color`` is ``rgb24`` or ``bgr24`` (internal). ``threads``: decoder threads (0 = FFmpeg's
-    choice). See :func:`decode_selected` for seeking and errors.
-    """
-    for frame_index, timestamp_s, frame, rotation in decode_selected(
-        path, spec, threads=threads, index=index
-    ):
-        yield frame_index, timestamp_s, frame_to_image(frame, rotation, size, color)
-
-
-def frame_to_image(frame, rotation: int, size: SizeSpec | None, color: str = "rgb24") -> np.ndarray:
-    """A decoded PyAV frame as ``uint8 [H, W, 3]``: scaled and converted in one swscale pass
-    (the same scaler as :func:`dataprep.imageops.resize`), rotated as displayed, then cropped
-    or letterboxed."""
-    quarter_turns = int(round(rotation / 90.0)) % 4 if rotation else 0
-    width, height = frame.width, frame.height
-    display = (height, width) if quarter_turns % 2 else (width, height)
-    plan = plan_resize(*display, size)
-    scaled_w, scaled_h = plan.scaled
-    if quarter_turns % 2:
-        scaled_w, scaled_h = scaled_h, scaled_w
-    if (scaled_w, scaled_h) == (width, height):
-        image = frame.to_ndarray(format=color)
-    else:
-        image = scale_frame(frame, scaled_w, scaled_h, color)
-    if quarter_turns:
-        image = rotate(image, rotation)
-    return finish_resize(image, plan)
-
-
-def decode_selected(
-    path: Path,
-    spec: SamplingSpec,
-    *,
-    threads: int = 0,
-    index: StreamIndex | None = None,
-) -> Iterator[tuple[int, float, Any, int]]:
-    """Decodes the frames ``spec`` selects; yields ``(frame_index, timestamp_s, av_frame,
-    rotation)`` with the container's counter-clockwise display rotation in degrees.
-
-    Seeks to the key frame before a pick when that skips decoding more than a few frames;
-    falls back to decoding from the start if a seek lands after the wanted frame.
-
-    Raises:
-        MediaError: when decoding fails or the stream ends before a selected frame (the frames
-            decoded before that point have been yielded).
-    """
-    import av
-
-    index = index or index_stream(path)
-    targets = select_frames(index.timestamps_s, spec, keyframes=index.keyframe, end_s=index.end_s)
-    if not targets:
-        return
-    index_of_pts = {p: i for i, p in enumerate(index.pts)}
-    key_before = _key_before(index.keyframe)
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
-    with container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = int(threads)
-        if spec.mode == "keyframes":
-            stream.codec_context.skip_frame = "NONKEY"
-        decoded = container.decode(stream)
-        position = -1  # index of the last frame decoded
-        may_seek = True
-        rotation = None
-        for target in targets:
-            key = key_before[target]
-            if may_seek and key - position > SEEK_MIN_GAP and key > 0:
-                container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
-                decoded = container.decode(stream)
-                position = key - 1
-            while True:
-                try:
-                    frame = next(decoded)
-                except StopIteration:
-                    raise MediaError(
-                        f"{path}: truncated or corrupt: the decoder stopped after frame {position} "
-                        f"but the file lists {index.frame_count} frames"
-                    ) from None
-                except av.FFmpegError as exc:
-                    raise MediaError(
-                        f"{path}: corrupt data after frame {position} ({_reason(exc)})"
-                    ) from None
-                found = (
-                    position + 1 if frame.pts is None else index_of_pts.get(frame.pts, position + 1)
-                )
-                if found < target:
-                    position = found
-                    continue
-                if found > target:
-                    if may_seek:  # a seek landed after the frame: decode from the start instead
-                        may_seek = False
-                        container.seek(index.pts[0], stream=stream, backward=True, any_frame=False)
-                        decoded = container.decode(stream)
-                        position = -1
-                        continue
-                    raise MediaError(
-                        f"{path}: frame {target} could not be decoded (the decoder skipped from "
-                        f"frame {position} to {found}); the file is damaged"
-                    )
-                position = found
-                if rotation is None:
-                    rotation = int(round(getattr(frame, "rotation", 0) or 0))
-                yield target, index.timestamps_s[target], frame, rotation
-                break
-
-
-def _key_before(keyframe: list[bool]) -> list[int]:
-    """For each frame, the index of the last key frame at or before it (0 when none)."""
-    result = []
-    last = 0
-    for i, key in enumerate(keyframe):
-        if key:
-            last = i
-        result.append(last)
-    return result
-
-
-def _reason(exc: BaseException) -> str:
-    from dataprep.probe import _reason as probe_reason
-
-    return probe_reason(exc)
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_settings(
-    workspace: Workspace,
-    *,
-    sampling: str | None = None,
-    fps: float | None = None,
-    every: int | None = None,
-    count: int | None = None,
-    size: str | None = None,
-    resize: str | None = None,
-    format: str | None = None,  # noqa: A002 - the option's name
-    quality: int | None = None,
-) -> FrameSettings:
-    """Merges explicit options over ``[frames]`` of ``dataprep.toml``.
-
-    A mode parameter given without a mode picks that mode (``fps=2`` means ``sampling="fps"``).
-
-    Raises:
-        UsageError: for conflicting or bad options.
-    """
-    config = workspace.config.frames
-    given = [
-        name
-        for name, value in (("fps", fps), ("every", every), ("count", count))
-        if value is not None
-    ]
-    if sampling is None:
-        if len(given) > 1:
-            raise UsageError(f"choose one of --{' or --'.join(given)}")
-        sampling = given[0] if given else config.sampling
-    elif given and given != [sampling]:
-        raise UsageError(f"--{given[0]} does not go with sampling mode {sampling!r}")
-    spec = SamplingSpec(
-        sampling,
-        fps=fps if fps is not None else config.fps,
-        every=every if every is not None else config.every,
-        count=count if count is not None else config.count,
-    )
-    # Keep only the chosen mode's parameter: other config keys must not change fingerprints.
-    spec = SamplingSpec(
-        spec.mode,
-        **({spec.mode: getattr(spec, spec.mode)} if spec.mode in ("fps", "every", "count") else {}),
-    )
-    size_spec = parse_size_spec(size if size is not None else config.size, resize or config.resize)
-    fmt = (format or config.format).lower()
-    if fmt == "jpeg":
-        fmt = "jpg"
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
-    quality = config.quality if quality is None else int(quality)
-    if not 1 <= quality <= 100:
-        raise UsageError(f"--quality {quality} is out of range; use 1..100")
-    return FrameSettings(spec, size_spec, fmt, quality)
-
-
-# --------------------------------------------------------------------------------------------
-# One media item (runs in a worker process)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MediaJob:
-    media_id: str
-    path: str
-    kind: str
-    settings: FrameSettings
-    frames_dir: str  # absolute frames/ folder
-    root: str  # workspace root, rows hold paths relative to it
-    threads: int
-
-
-def extract_media(job: MediaJob, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Extracts one media item into a temporary folder next to its final one. Never raises.
-
-    Returns:
-        ``{"media_id", "status": "ok"|"error", "error", "rows", "tmp_dir"}``; ``rows`` are the
-        frames written before any failure.
-    """
-    settings = job.settings
-    tmp_dir = Path(job.frames_dir) / f"{TMP_PREFIX}{job.media_id}-{os.getpid()}"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-    tmp_dir.mkdir(parents=True)
-    rows: list[dict[str, Any]] = []
-    extension = settings.format
-    final_rel = Path(job.frames_dir).relative_to(job.root) / job.media_id
-
-    def write(frame_index: int, timestamp_s: float, image_bgr: np.ndarray) -> None:
-        name = f"{frame_index:06d}.{extension}"
-        (tmp_dir / name).write_bytes(encode_bgr(image_bgr, settings.format, settings.quality))
-        height, width = image_bgr.shape[:2]
-        rows.append(
-            {
-                "frame_index": int(frame_index),
-                "timestamp_s": float(timestamp_s),
-                "path": str(final_rel / name),
-                "width": int(width),
-                "height": int(height),
-            }
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["frames_per_second"] = (
+            round(self.frames_written / self.seconds, 1) if self.seconds else None
         )
-        if progress:
-            progress(1)
-
-    try:
-        if job.kind == "image":
-            write(0, 0.0, resize_image(read_image_bgr(job.path), settings.size))
-        else:
-            frames = decode_selected(Path(job.path), settings.sampling, threads=job.threads)
-
-            def convert_and_write(frame_index, timestamp_s, frame, rotation):
-                write(
-                    frame_index,
-                    timestamp_s,
-                    frame_to_image(frame, rotation, settings.size, "bgr24"),
-                )
-
-            _write_pipelined(frames, convert_and_write)
-    except MediaError as exc:
-        message = str(exc).replace(f"{job.path}: ", "")
-        return {
-            "media_id": job.media_id,
-            "status": "error",
-            "error": message,
-            "rows": rows,
-            "tmp_dir": str(tmp_dir),
-        }
-    except Exception as exc:  # noqa: BLE001 - a per-media failure must not stop the run
-        return {
-            "media_id": job.media_id,
-            "status": "error",
-            "error": f"unexpected {type(exc).__name__}: {exc}",
-            "rows": rows,
-            "tmp_dir": str(tmp_dir),
-        }
-    if not rows:
-        return {
-            "media_id": job.media_id,
-            "status": "error",
-            "error": "no frames decoded",
-            "rows": rows,
-            "tmp_dir": str(tmp_dir),
-        }
-    return {
-        "media_id": job.media_id,
-        "status": "ok",
-        "error": None,
-        "rows": rows,
-        "tmp_dir": str(tmp_dir),
-    }
+        return data
 
 
-def _write_pipelined(frames: Iterator[tuple[int, float, np.ndarray]], write) -> None:
-    """Encodes and writes frames in a helper thread while the decoder goes on (OpenCV and file
-    writes release the GIL). Errors of either side propagate; frames decoded before an error are
-    written first."""
-    pending: queue.Queue = queue.Queue(maxsize=16)
-    failure: list[BaseException] = []
+@dataclass
+class _Plan:
+    """What a run has to do, worked out under the lock."""
 
-    def writer() -> None:
-        while True:
-            item = pending.get()
-            if item is None:
-                return
-            if failure:
-                continue
-            try:
-                write(*item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the decoding thread
-                failure.append(exc)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        for item in frames:
-            if failure:
-                break
-            pending.put(item)
-    finally:
-        pending.put(None)
-        thread.join()
-    if failure:
-        raise failure[0]
-
-
-# --------------------------------------------------------------------------------------------
-# The stage
-# --------------------------------------------------------------------------------------------
+    media: list[dict]  # every media row
+    todo: list[dict]  # media rows to extract
+    records: dict[str, dict]  # the per-media records, kept up to date by _commit
+    old_manifest: Any  # frames.parquet as the run found it
+    replacing: set[str]  # todo media whose folder exists: hidden from the manifest until redone
 
 
 def state_dir(workspace: Workspace) -> Path:
@@ -618,6 +129,7 @@ def extract_frames(
     overwrite: bool = False,
     keep_partial: bool = False,
     media_ids: list[str] | None = None,
+    on_error: str = "skip",
     progress: ProgressFn | None = None,
 ) -> FramesReport:
     """Extracts frames of every ingested media (see the module docstring).
@@ -633,11 +145,15 @@ def extract_frames(
         overwrite: replace frames made with other settings (they are refused otherwise).
         keep_partial: keep the frames decoded before a damaged part of a video.
         media_ids: only these media (default: all with status ok).
+        on_error: ``skip`` records a media that fails and goes on; ``fail`` stops there (the
+            media committed before it are kept).
         progress: called with ``(frames written, frames expected or None)``.
 
     Raises:
         UsageError: for bad options, or frames made with other settings without ``overwrite``.
         ManifestError: when there is no media manifest yet.
+        ItemFailed: a media failed under ``on_error="fail"``.
+        DiskError: a file could not be written (disk full...); a rerun resumes.
     """
     started = time.monotonic()
     settings = resolve_settings(
@@ -651,81 +167,20 @@ def extract_frames(
         format=format,
         quality=quality,
     )
-    fingerprint = settings.fingerprint
-    report = FramesReport(fingerprint=fingerprint, settings=settings.label())
-    with workspace.lock():
-        if not workspace.manifest_path("media").exists():
-            raise ManifestError(
-                f"{workspace.manifest_path('media')}: no media yet; "
-                "run `dataprep ingest PATH` first"
-            )
-        media = manifests.records(manifests.load(workspace, "media"))
-        _clean_leftovers(workspace)
-        records = load_records(workspace)
-        report.skipped_media_errors = sum(1 for m in media if m["status"] != "ok")
-        candidates = [m for m in media if m["status"] == "ok"]
-        if media_ids is not None:
-            wanted = set(media_ids)
-            unknown = wanted - {m["media_id"] for m in media}
-            if unknown:
-                raise UsageError(
-                    f"media {sorted(unknown)[0]} is not in the media manifest; see `dataprep info`"
-                )
-            candidates = [m for m in candidates if m["media_id"] in wanted]
-        report.media = len(candidates)
-        conflicts = [
-            m["media_id"]
-            for m in candidates
-            if (rec := records.get(m["media_id"]))
-            and rec.get("rows")
-            and rec["fingerprint"] != fingerprint
-        ]
-        if conflicts and not overwrite:
-            old = records[conflicts[0]].get("settings_label", "other settings")
-            raise UsageError(
-                f"frames of {len(conflicts)} media (e.g. {conflicts[0]}) were extracted with "
-                f"other settings ({old}); pass --overwrite to replace them with "
-                f"{settings.label()}, "
-                "or run with the same settings"
-            )
-        todo = []
-        for row in candidates:
-            record = records.get(row["media_id"])
-            if record and record["fingerprint"] == fingerprint and record["status"] == "ok":
-                report.unchanged += 1
-                continue
-            todo.append(row)
-        expected = _expected_total(todo, settings)
-        done_frames = 0
-        if progress:
-            progress(0, expected)
-
-        def on_frames(n: int) -> None:
-            nonlocal done_frames
-            done_frames += n
-            if progress:
-                progress(done_frames, expected)
-
-        touched: set[str] = set()
-        old_manifest = manifests.load(workspace, "frames", missing_ok=True)
-        last_save = time.monotonic()
-        for result in _run_jobs(workspace, todo, settings, jobs, on_frames):
-            _commit(workspace, result, settings, keep_partial, records, report)
-            touched.add(result["media_id"])
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-                _save_manifest(workspace, media, records, old_manifest, touched)
-                last_save = time.monotonic()
-        frame = _save_manifest(workspace, media, records, old_manifest, touched)
+    report = FramesReport(fingerprint=settings.fingerprint, settings=settings.label())
+    with run_stage(workspace, "frames", on_error=on_error) as run:
+        try:
+            plan = _plan(workspace, settings, media_ids, overwrite, report)
+            frame = _extract(workspace, run, plan, settings, jobs, keep_partial, report, progress)
+        except OSError as exc:
+            where = exc.filename or workspace.frames_dir
+            raise DiskError(os_error_message(where, exc)) from None
         report.frames_total = int((~frame["augmented"].astype(bool)).sum()) if len(frame) else 0
         report.seconds = time.monotonic() - started
-        from dataprep.stages import record_stage
-
-        record_stage(
-            workspace,
-            "frames",
+        run.finish(
             settings={
                 **settings.describe(),
-                "fingerprint": fingerprint,
+                "fingerprint": settings.fingerprint,
                 "keep_partial": keep_partial,
             },
             counts={
@@ -736,9 +191,131 @@ def extract_frames(
                 "frames_written": report.frames_written,
                 "frames_total": report.frames_total,
             },
-            failures=report.failed,
         )
     return report
+
+
+def _plan(
+    workspace: Workspace,
+    settings: FrameSettings,
+    media_ids: list[str] | None,
+    overwrite: bool,
+    report: FramesReport,
+) -> _Plan:
+    """Reads the manifests and records, cleans a killed run's leftovers, and picks the media
+    to extract (refusing frames of other settings without ``overwrite``)."""
+    if not workspace.manifest_path("media").exists():
+        raise ManifestError(
+            f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first"
+        )
+    media = manifests.records(manifests.load(workspace, "media"))
+    _clean_leftovers(workspace)
+    records = load_records(workspace)
+    report.skipped_media_errors = sum(1 for m in media if m["status"] != "ok")
+    candidates = [m for m in media if m["status"] == "ok"]
+    if media_ids is not None:
+        unknown = set(media_ids) - {m["media_id"] for m in media}
+        if unknown:
+            raise UsageError(
+                f"media {sorted(unknown)[0]} is not in the media manifest; see `dataprep info`"
+            )
+        candidates = [m for m in candidates if m["media_id"] in set(media_ids)]
+    report.media = len(candidates)
+    if not overwrite:
+        _refuse_other_settings(candidates, records, settings)
+    todo = []
+    for row in candidates:
+        record = records.get(row["media_id"])
+        if record and record["fingerprint"] == settings.fingerprint and record["status"] == "ok":
+            report.unchanged += 1
+            continue
+        todo.append(row)
+    return _Plan(
+        media=media,
+        todo=todo,
+        records=records,
+        old_manifest=manifests.load(workspace, "frames", missing_ok=True),
+        replacing={
+            row["media_id"] for row in todo if (workspace.frames_dir / row["media_id"]).exists()
+        },
+    )
+
+
+def _refuse_other_settings(candidates: list[dict], records: dict, settings: FrameSettings) -> None:
+    conflicts = [
+        m["media_id"]
+        for m in candidates
+        if (rec := records.get(m["media_id"]))
+        and rec.get("rows")
+        and rec["fingerprint"] != settings.fingerprint
+    ]
+    if conflicts:
+        old = records[conflicts[0]].get("settings_label", "other settings")
+        raise UsageError(
+            f"frames of {len(conflicts)} media (e.g. {conflicts[0]}) were extracted with "
+            f"other settings ({old}); pass --overwrite to replace them with {settings.label()}, "
+            "or run with the same settings"
+        )
+
+
+def _extract(
+    workspace: Workspace,
+    run: StageRun,
+    plan: _Plan,
+    settings: FrameSettings,
+    jobs: int | None,
+    keep_partial: bool,
+    report: FramesReport,
+    progress: ProgressFn | None,
+):
+    """Extracts the planned media, commits each as it finishes, checkpoints the manifest;
+    returns the saved manifest. On any exception the committed media are saved first."""
+    on_frames = _progress_counter(_expected_total(plan.todo, settings), progress)
+    touched: set[str] = set()
+    hidden = set(plan.replacing)  # their files go when they are redone: not in the manifest
+    paths = {row["media_id"]: row["path"] for row in plan.todo}
+    if plan.todo:
+        run.mark_changed()
+    if hidden:
+        _save_manifest(workspace, plan, touched, hidden)
+    try:
+        with contextlib.closing(run_jobs(workspace, plan.todo, settings, jobs, on_frames)) as done:
+            for result in done:
+                if result.get("disk_error"):
+                    shutil.rmtree(result["tmp_dir"], ignore_errors=True)
+                    raise DiskError(result["error"])
+                failure = _commit(workspace, result, settings, keep_partial, plan.records, report)
+                touched.add(result["media_id"])
+                hidden.discard(result["media_id"])
+                if failure:
+                    run.item_failed(
+                        paths[failure["media_id"]],
+                        failure["error"],
+                        media_id=failure["media_id"],
+                        frames_kept=failure["frames_kept"],
+                    )
+                if run.checkpoint_due():
+                    _save_manifest(workspace, plan, touched, hidden)
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep what was committed; the first error wins
+            _save_manifest(workspace, plan, touched, hidden)
+            _clean_leftovers(workspace)
+        raise
+    return _save_manifest(workspace, plan, touched, hidden)
+
+
+def _progress_counter(expected: int | None, progress: ProgressFn | None) -> Callable[[int], None]:
+    done_frames = 0
+    if progress:
+        progress(0, expected)
+
+    def on_frames(n: int) -> None:
+        nonlocal done_frames
+        done_frames += n
+        if progress:
+            progress(done_frames, expected)
+
+    return on_frames
 
 
 def _expected_total(todo: list[dict], settings: FrameSettings) -> int | None:
@@ -754,85 +331,6 @@ def _expected_total(todo: list[dict], settings: FrameSettings) -> int | None:
     return total
 
 
-def _threads_per_job(jobs: int, n_media: int) -> int:
-    cores = os.cpu_count() or 1
-    parallel = max(1, min(jobs, n_media))
-    return max(1, cores // parallel)
-
-
-def _run_jobs(
-    workspace: Workspace,
-    todo: list[dict],
-    settings: FrameSettings,
-    jobs: int | None,
-    on_frames: Callable[[int], None],
-) -> Iterator[dict[str, Any]]:
-    jobs = jobs or os.cpu_count() or 1
-    threads = _threads_per_job(jobs, len(todo))
-    work = [
-        MediaJob(
-            media_id=row["media_id"],
-            path=row["path"],
-            kind=row["kind"],
-            settings=settings,
-            frames_dir=str(workspace.frames_dir),
-            root=str(workspace.root),
-            threads=threads,
-        )
-        for row in todo
-    ]
-    if jobs <= 1 or len(work) <= 1:
-        for job in work:
-            yield extract_media(job, on_frames)
-        return
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    from dataprep.parallel import context, process_pool
-
-    counter = context().Queue()
-    with process_pool(jobs, _worker_init, (counter,)) as pool:
-        pending = {pool.submit(_extract_in_worker, job) for job in work}
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(counter, on_frames)
-            for future in finished:
-                yield future.result()
-        _drain(counter, on_frames)
-
-
-_worker_counter = None
-
-
-def _worker_init(counter) -> None:
-    global _worker_counter
-    _worker_counter = counter
-
-
-def _extract_in_worker(job: MediaJob) -> dict[str, Any]:
-    batch = [0, time.monotonic()]
-
-    def report(n: int) -> None:
-        batch[0] += n
-        if time.monotonic() - batch[1] > 0.2:
-            _worker_counter.put(batch[0])
-            batch[0] = 0
-            batch[1] = time.monotonic()
-
-    result = extract_media(job, report)
-    if batch[0]:
-        _worker_counter.put(batch[0])
-    return result
-
-
-def _drain(counter, on_frames: Callable[[int], None]) -> None:
-    while True:
-        try:
-            n = counter.get_nowait()
-        except queue.Empty:
-            return
-        on_frames(n)
-
-
 def _commit(
     workspace: Workspace,
     result: dict[str, Any],
@@ -840,8 +338,12 @@ def _commit(
     keep_partial: bool,
     records: dict[str, dict],
     report: FramesReport,
-) -> None:
-    """Swaps a finished media's temporary folder into place and writes its record."""
+) -> dict[str, Any] | None:
+    """Swaps a finished media's temporary folder into place and writes its record.
+
+    Returns:
+        The failure (``media_id``, ``error``, ``frames_kept``) when the media failed, else None.
+    """
     media_id = result["media_id"]
     tmp_dir = Path(result["tmp_dir"])
     final_dir = workspace.frames_dir / media_id
@@ -874,14 +376,13 @@ def _commit(
     atomic_write_text(record_path, json.dumps(record))
     records[media_id] = record
     shutil.rmtree(trash, ignore_errors=True)
+    report.frames_written += len(rows)
     if result["status"] == "ok":
         report.extracted += 1
-        report.frames_written += len(rows)
-    else:
-        report.frames_written += len(rows)
-        report.failed.append(
-            {"media_id": media_id, "error": result["error"], "frames_kept": len(rows)}
-        )
+        return None
+    failure = {"media_id": media_id, "error": result["error"], "frames_kept": len(rows)}
+    report.failed.append(failure)
+    return failure
 
 
 def _clean_leftovers(workspace: Workspace) -> None:
@@ -890,25 +391,24 @@ def _clean_leftovers(workspace: Workspace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     state_dir(workspace).mkdir(parents=True, exist_ok=True)
     for entry in folder.iterdir():
-        if entry.name.startswith((TMP_PREFIX, TRASH_PREFIX)) and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
 
 
-def _save_manifest(
-    workspace: Workspace,
-    media: list[dict],
-    records: dict[str, dict],
-    old_manifest,
-    touched: set[str],
-):
+def _save_manifest(workspace: Workspace, plan: _Plan, touched: set[str], hidden: set[str]):
     """Rebuilds frames.parquet: extracted rows from the records, augmented rows kept for media
-    whose frames were not re-extracted in this run."""
+    whose frames were not re-extracted in this run; media in ``hidden`` (about to be replaced)
+    are left out entirely."""
     import pandas as pd
 
-    known = {m["media_id"] for m in media}
+    known = {m["media_id"] for m in plan.media} - hidden
     rows: list[dict[str, Any]] = []
-    for media_id in sorted(records):
-        record = records[media_id]
+    for media_id in sorted(plan.records):
+        record = plan.records[media_id]
         if media_id not in known:
             continue
         for row in record.get("rows", []):
@@ -922,11 +422,12 @@ def _save_manifest(
                 }
             )
     frame = manifests.from_records("frames", rows)
-    if len(old_manifest):
-        augmented = old_manifest[
-            old_manifest["augmented"].astype(bool)
-            & ~old_manifest["media_id"].isin(touched)
-            & old_manifest["media_id"].isin(known)
+    old = plan.old_manifest
+    if len(old):
+        augmented = old[
+            old["augmented"].astype(bool)
+            & ~old["media_id"].isin(touched)
+            & old["media_id"].isin(known)
         ]
         if len(augmented):
             frame = pd.concat([frame, augmented], ignore_index=True)

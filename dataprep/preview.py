@@ -31,7 +31,7 @@ def _spread(items: list, wanted: int) -> list:
 def _media_frames(
     workspace: Workspace, media_row: dict, extracted, per_media: int
 ) -> list[np.ndarray]:
-    from dataprep.frames import read_frames
+    from dataprep.decode import read_frames
     from dataprep.imageops import read_image_rgb
 
     rows = (
@@ -109,16 +109,37 @@ def make_preview(
     Raises:
         UsageError: unknown media id or bad pipeline; ManifestError: nothing ingested yet.
     """
-    import cv2
-
-    from dataprep.atomic import atomic_path
-    from dataprep.augment import augment_clip, copy_seed, load_pipeline
+    from dataprep.augment import load_pipeline
 
     if per_media < 1 or max_media < 1:
         raise UsageError("--frames-per-media and --max-media must be 1 or more")
     spec = pipeline if pipeline is not None else workspace.config.augment.pipeline
     compose = None if str(spec).lower() == "none" else load_pipeline(spec)
     seed = workspace.config.augment.seed if seed is None else seed
+    chosen = _chosen_media(workspace, media_ids, max_media)
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    extracted = frames[~frames["augmented"].astype(bool)] if len(frames) else frames
+    rows = []
+    shown = 0
+    for media_row in chosen:
+        bands, count = _media_bands(workspace, media_row, extracted, per_media, compose, spec, seed)
+        rows.extend(bands)
+        shown += count
+    sheet = _stack(rows)
+    out = Path(out) if out else workspace.root / "preview.png"
+    _write_png(out, sheet)
+    return {
+        "path": str(out),
+        "media": len(chosen),
+        "frames": shown,
+        "pipeline": None if compose is None else str(spec),
+        "width": int(sheet.shape[1]),
+        "height": int(sheet.shape[0]),
+    }
+
+
+def _chosen_media(workspace: Workspace, media_ids: list[str] | None, max_media: int) -> list[dict]:
+    """The media rows to show: those asked for (each must be ok), or the first ``max_media``."""
     if not workspace.manifest_path("media").exists():
         raise ManifestError(
             f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first"
@@ -136,38 +157,37 @@ def make_preview(
         chosen = [ok[k] for k in sorted(ok)][:max_media]
     if not chosen:
         raise ManifestError("no media with status ok to preview; run `dataprep ingest PATH` first")
-    frames = manifests.load(workspace, "frames", missing_ok=True)
-    extracted = frames[~frames["augmented"].astype(bool)] if len(frames) else frames
-    rows = []
-    shown = 0
-    for media_row in chosen:
-        try:
-            images = _media_frames(workspace, media_row, extracted, per_media)
-        except MediaError as exc:
-            images = []
-            note = str(exc)[:40]
-            rows.append(
-                _row(
-                    [np.zeros((TILE_HEIGHT, TILE_HEIGHT, 3), np.uint8)],
-                    f"{media_row['media_id']}\nunreadable:\n{note}",
-                )
-            )
-            continue
-        if not images:
-            continue
-        shown += len(images)
-        kind = media_row["kind"] + (f" [{media_row['label']}]" if media_row.get("label") else "")
-        rows.append(_row(images, f"{media_row['media_id']}\n{kind}\noriginal"))
-        if compose is not None:
-            clip = np.stack(images) if len({im.shape for im in images}) == 1 else None
-            draw = copy_seed(seed, media_row["media_id"], 1)
-            if clip is not None:
-                augmented = list(augment_clip(compose, clip, seed=draw))
-            else:
-                augmented = [augment_clip(compose, im[None], seed=draw)[0] for im in images]
-            rows.append(
-                _row(augmented, f"{media_row['media_id']}\naugmented\n{Path(str(spec)).stem}")
-            )
+    return chosen
+
+
+def _media_bands(
+    workspace: Workspace, media_row: dict, extracted, per_media: int, compose, spec, seed: int
+) -> tuple[list[np.ndarray], int]:
+    """The bands of one media (original, and augmented with a pipeline) and its frame count."""
+    from dataprep.augment import augment_clip, copy_seed
+
+    media_id = media_row["media_id"]
+    try:
+        images = _media_frames(workspace, media_row, extracted, per_media)
+    except MediaError as exc:
+        blank = np.zeros((TILE_HEIGHT, TILE_HEIGHT, 3), np.uint8)
+        return [_row([blank], f"{media_id}\nunreadable:\n{str(exc)[:40]}")], 0
+    if not images:
+        return [], 0
+    kind = media_row["kind"] + (f" [{media_row['label']}]" if media_row.get("label") else "")
+    bands = [_row(images, f"{media_id}\n{kind}\noriginal")]
+    if compose is not None:
+        clip = np.stack(images) if len({im.shape for im in images}) == 1 else None
+        draw = copy_seed(seed, media_id, 1)
+        if clip is not None:
+            augmented = list(augment_clip(compose, clip, seed=draw))
+        else:
+            augmented = [augment_clip(compose, im[None], seed=draw)[0] for im in images]
+        bands.append(_row(augmented, f"{media_id}\naugmented\n{Path(str(spec)).stem}"))
+    return bands, len(images)
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
     width = max(r.shape[1] for r in rows)
     sheet = np.full(
         (sum(r.shape[0] + GAP for r in rows) + GAP, width + GAP, 3), BACKGROUND, np.uint8
@@ -176,7 +196,14 @@ def make_preview(
     for row in rows:
         sheet[y : y + row.shape[0], : row.shape[1]] = row
         y += row.shape[0] + GAP
-    out = Path(out) if out else workspace.root / "preview.png"
+    return sheet
+
+
+def _write_png(out: Path, sheet: np.ndarray) -> None:
+    import cv2
+
+    from dataprep.atomic import atomic_path
+
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: the contact sheet is a PNG; use a .png file name")
     with atomic_path(out) as tmp:
@@ -184,11 +211,3 @@ def make_preview(
         if not ok_written:
             raise MediaError(f"{out}: OpenCV could not encode the contact sheet")
         tmp.write_bytes(buffer.tobytes())
-    return {
-        "path": str(out),
-        "media": len(chosen),
-        "frames": shown,
-        "pipeline": None if compose is None else str(spec),
-        "width": int(sheet.shape[1]),
-        "height": int(sheet.shape[0]),
-    }

@@ -257,3 +257,30 @@ def test_cli_augment_and_preview(extracted, tmp_path):
     sheet = tmp_path / "s.png"
     result = runner.invoke(app, ["-w", root, "preview", "--out", str(sheet)])
     assert result.exit_code == 0 and sheet.is_file()
+
+
+def test_a_media_with_unreadable_frames_is_recorded_or_stops_the_run(extracted):
+    frames = manifests.load(extracted, "frames")
+    video = frames[frames["frame_index"] > 0]["media_id"].iloc[0]
+    broken = frames[frames["media_id"] == video]["path"].iloc[1]
+    (extracted.root / broken).unlink()
+    root = str(extracted.root)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["-w", root, "augment", "--pipeline", "light", "--jobs", "1", "--on-error", "fail"]
+    )
+    message = " ".join(result.output.split())
+    assert result.exit_code == 3 and video in message and "--on-error skip" in message
+    saved = manifests.load(extracted, "frames")
+    assert all((extracted.root / p).is_file() for p in saved[saved["augmented"]]["path"])
+    result = runner.invoke(app, ["-w", root, "augment", "--pipeline", "light", "--jobs", "1"])
+    assert result.exit_code == 1 and "failed:" in result.output and video in result.output
+    report = augment_frames(extracted, pipeline="light", jobs=1)
+    assert [f["media_id"] for f in report.failed] == [video] and not report.ok
+    other = frames[frames["media_id"] != video]
+    saved = manifests.load(extracted, "frames")
+    assert set(saved[saved["augmented"]]["media_id"]) >= set(other["media_id"])
+    record = json.loads((extracted.state_dir / "stages" / "augment.json").read_text())
+    assert record["settings"]["on_error"] == "skip" and record["failures"][0]["item"] == video
+    result = runner.invoke(app, ["-w", root, "augment", "--copies", "0"])
+    assert result.exit_code == 2 and "--copies" in result.output

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataprep.decode import index_stream, read_frames
 from dataprep.errors import UsageError
-from dataprep.frames import index_stream, read_frames
 from dataprep.imageops import parse_size_spec, resize
 from dataprep.sampling import SamplingSpec, select_frames
 from dataprep.testing.media import index_frame, read_frame_index, write_image, write_video

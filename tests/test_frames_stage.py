@@ -311,3 +311,187 @@ def test_kill_9_with_parallel_workers_leaves_no_orphans_and_resumes(tmp_path):
     extract_frames(reference, sampling="all", size="96", format="png", jobs=1)
     assert manifests.load(killed, "frames").equals(manifests.load(reference, "frames"))
     assert _files_under(killed) == set(manifests.load(killed, "frames")["path"])
+
+
+# ---- issue 11: consistency at every instant, interrupted runs, disk full, non-finite options ---
+
+
+def _info_json(root: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "dataprep.cli.main", "-w", str(root), "info", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _frames_stage(info: dict) -> dict:
+    return next(s for s in info["stages"] if s["stage"] == "frames")
+
+
+def test_kill_9_during_overwrite_never_leaves_rows_without_files(tmp_path):
+    source = tmp_path / "many"
+    for i in range(6):
+        write_video(source / f"v{i}.mp4", 120 + i, fps=25, width=160, height=120, gop=25)
+    workspace = init_workspace(tmp_path / "ws")
+    ingest(workspace, [source], jobs=1)
+    first = extract_frames(workspace, sampling="all", size="96", format="jpg", jobs=1)
+    assert first.ok and _frames_stage(_info_json(workspace.root))["interrupted"] is False
+    # No checkpoint during the run: only the commit protocol keeps the manifest right.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataprep.cli.main", "-q", "-w", str(workspace.root), "frames"]
+        + ["--all", "--size", "original", "--format", "png", "--overwrite", "--jobs", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DATAPREP_CHECKPOINT_SECONDS": "3600"},
+    )
+    records = workspace.state_dir / "frames"
+
+    def redone() -> int:
+        return sum(
+            1
+            for record in load_records(workspace).values()
+            if record["fingerprint"] != first.fingerprint
+        )
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and redone() < 2:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 2 <= redone() < 6, "the run should have been killed part-way"
+    assert records.is_dir()
+    frames = manifests.load(workspace, "frames")
+    missing = [p for p in frames["path"] if not (workspace.root / p).is_file()]
+    assert not missing, f"{len(missing)} manifest rows name files that do not exist"
+    for row in manifests.records(frames):  # each row describes the file it names
+        image = read_image_rgb(workspace.root / row["path"])
+        assert image.shape[:2] == (row["height"], row["width"])
+    assert _frames_stage(_info_json(workspace.root))["interrupted"] is True
+    # The rerun finishes the job and cleans the killed run's leftovers.
+    report = extract_frames(
+        workspace, sampling="all", size="original", format="png", jobs=1, overwrite=True
+    )
+    assert report.ok and report.extracted + report.unchanged == 6
+    frames = manifests.load(workspace, "frames")
+    assert len(frames) == sum(120 + i for i in range(6))
+    assert all(p.endswith(".png") for p in frames["path"])
+    assert _files_under(workspace) == set(frames["path"])
+    assert not [p for p in workspace.frames_dir.iterdir() if p.name.startswith(".")]
+    stage = _frames_stage(_info_json(workspace.root))
+    assert stage["interrupted"] is False and stage["settings"]["on_error"] == "skip"
+
+
+def test_leftover_temporary_and_trash_folders_are_removed_by_the_next_run(ready):
+    extract_frames(ready, count=2, size="24", jobs=1)
+    for name in (".tmp-abc-1", ".old-abc-2"):
+        (ready.frames_dir / name / "sub").mkdir(parents=True)
+        (ready.frames_dir / name / "sub" / "x.jpg").write_bytes(b"x")
+    (ready.frames_dir / ".tmp-file-3").write_bytes(b"x")
+    report = extract_frames(ready, count=2, size="24", jobs=1)
+    assert report.unchanged == 3
+    assert not [p for p in ready.frames_dir.iterdir() if p.name.startswith(".")]
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs (needs root and mount permission; skipped otherwise)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill the disk needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full_names_the_path_and_a_rerun_resumes(small_filesystem, tmp_path):
+    source = tmp_path / "src"
+    for i in range(3):
+        write_video(source / f"v{i}.mp4", 60 + i, fps=25, width=320, height=240, gop=25)
+    workspace = init_workspace(small_filesystem / "ws")
+    ingest(workspace, [source], jobs=1)
+    result = CliRunner().invoke(
+        app,
+        ["-w", str(workspace.root), "frames", "--all", "--size", "original", "--format", "png"]
+        + ["--quality", "100", "--jobs", "1"],
+    )
+    assert result.exit_code == 3, result.output
+    message = " ".join(result.output.split())
+    assert "the disk is full" in message and "rerun" in message
+    assert str(workspace.frames_dir) in message and "unexpected" not in message
+    # Consistent: every row names an existing file, and info says the run did not finish.
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    assert all((workspace.root / p).is_file() for p in frames["path"])
+    assert not [p for p in workspace.frames_dir.iterdir() if p.name.startswith(".")]
+    assert _frames_stage(_info_json(workspace.root))["interrupted"] is True
+    done = subprocess.run(
+        ["mount", "-o", "remount,size=64M", str(small_filesystem)], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    report = extract_frames(
+        workspace, sampling="all", size="original", format="png", quality=100, jobs=1
+    )
+    assert report.ok and report.extracted + report.unchanged == 3
+    assert report.unchanged == frames["media_id"].nunique()  # finished media are kept
+    frames = manifests.load(workspace, "frames")
+    assert len(frames) == 60 + 61 + 62 and _files_under(workspace) == set(frames["path"])
+    assert _frames_stage(_info_json(workspace.root))["interrupted"] is False
+
+
+def test_non_finite_and_bad_values_name_their_origin(ready):
+    runner = CliRunner()
+    root = str(ready.root)
+    for value in ("inf", "nan", "-inf"):
+        result = runner.invoke(app, ["-w", root, "frames", "--fps", value])
+        assert result.exit_code == 2, result.output
+        assert "--fps" in result.output and "finite" in " ".join(result.output.split())
+    result = runner.invoke(app, ["-w", root, "frames", "--quality", "0"])
+    assert result.exit_code == 2 and "--quality" in result.output
+    result = runner.invoke(app, ["-w", root, "frames", "--format", "gif"])
+    assert result.exit_code == 2 and "--format" in result.output and "jpg" in result.output
+    with pytest.raises(UsageError, match="--fps"):
+        resolve_settings(ready, fps=float("nan"))
+    assert not ready.manifest_path("frames").exists()
+    # A value of the file is blamed on the file, section and key, never on a flag.
+    config = ready.root / "dataprep.toml"
+    text = config.read_text()
+    config.write_text(text.replace('size = "224"', 'size = "40x30"'))
+    result = runner.invoke(app, ["-w", root, "frames"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert "dataprep.toml" in message and "[frames] size" in message and "--size" not in message
+    result = runner.invoke(app, ["-w", root, "frames", "--resize", "fit", "--count", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_on_error_fail_stops_at_a_damaged_media_and_keeps_the_others(workspace, tmp_path):
+    (tmp_path / "bad").mkdir()
+    _corrupt_copy(
+        write_video(tmp_path / "full.mp4", 60, fps=10, gop=10), tmp_path / "bad" / "damaged.mp4"
+    )
+    write_image(tmp_path / "bad" / "good.png", 1)
+    ingest(workspace, [tmp_path / "bad"], jobs=1)
+    result = CliRunner().invoke(
+        app, ["-w", str(workspace.root), "frames", "--all", "--on-error", "fail", "--jobs", "1"]
+    )
+    assert result.exit_code == 3, result.output
+    message = " ".join(result.output.split())
+    assert "damaged.mp4" in message and "--on-error skip" in message
+    frames = manifests.load(workspace, "frames", missing_ok=True)
+    assert all((workspace.root / p).is_file() for p in frames["path"])
+    result = CliRunner().invoke(app, ["-w", str(workspace.root), "frames", "--all"])
+    assert result.exit_code == 1, result.output
+    record = json.loads((workspace.state_dir / "stages" / "frames.json").read_text())
+    assert record["settings"]["on_error"] == "skip" and len(record["failures"]) == 1
+    assert record["failures"][0]["item"].endswith("damaged.mp4")

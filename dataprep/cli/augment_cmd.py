@@ -10,6 +10,7 @@ import typer
 from dataprep.cli.common import (
     JobsOpt,
     JsonOpt,
+    OnErrorOpt,
     OverwriteOpt,
     WorkspaceOpt,
     console,
@@ -18,6 +19,7 @@ from dataprep.cli.common import (
     print_json,
 )
 from dataprep.cli.progress import progress_bar
+from dataprep.errors import EXIT_OK, EXIT_PARTIAL
 
 PipelineOpt = Annotated[
     str | None,
@@ -34,18 +36,21 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Draw seed (default:
 def augment(
     pipeline: PipelineOpt = None,
     copies: Annotated[
-        int | None, typer.Option("--copies", "-n", min=1, help="Copies per frame.")
+        int | None, typer.Option("--copies", "-n", help="Copies per frame (1 or more).")
     ] = None,
     seed: SeedOpt = None,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
+    on_error: OnErrorOpt = "skip",
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Write N augmented copies of every extracted frame (rows flagged augmented, copy_index 1..N).
 
     Copy k of a media uses one random draw for all its frames. Copies keep the media_id of
-    their source, so they stay in its split and never reach validation or test data.
+    their source, so they stay in its split and never reach validation or test data. A media whose
+    frames cannot be read is recorded and skipped (`--on-error fail` stops there); exit code 1
+    when some media failed (listed).
 
     Example: `dataprep augment --pipeline medium --copies 2`
     """
@@ -60,17 +65,25 @@ def augment(
             seed=seed,
             jobs=jobs,
             overwrite=overwrite,
+            on_error=on_error,
             progress=update,
         )
     if json_output:
         print_json(report.to_dict())
-        return
+    else:
+        _print_summary(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+def _print_summary(report) -> None:
     rate = report.written / report.seconds if report.seconds else 0.0
     console().print(
         f"{report.media} media, pipeline {report.pipeline}, {report.copies} copies: wrote "
         f"{report.written} images ({rate:,.1f}/s), kept {report.kept}, removed {report.removed}; "
         f"{report.rows} augmented rows in the manifest"
     )
+    for failure in report.failed:
+        console().print(f"[red]failed:[/] {failure['media_id']}: {failure['error']}")
 
 
 @handle_errors

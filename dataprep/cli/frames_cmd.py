@@ -9,6 +9,7 @@ import typer
 from dataprep.cli.common import (
     JobsOpt,
     JsonOpt,
+    OnErrorOpt,
     OverwriteOpt,
     WorkspaceOpt,
     console,
@@ -44,21 +45,23 @@ def frames(
     image_format: Annotated[str | None, typer.Option("--format", help="jpg, png or webp.")] = None,
     quality: Annotated[
         int | None,
-        typer.Option("--quality", min=1, max=100, help="1..100 (PNG: compression effort)."),
+        typer.Option("--quality", help="1..100 (PNG: compression effort)."),
     ] = None,
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
     keep_partial: Annotated[
         bool, typer.Option("--keep-partial", help="Keep frames decoded before a damaged part.")
     ] = False,
+    on_error: OnErrorOpt = "skip",
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Extract frames of ingested media into frames/<media_id>/ and manifests/frames.parquet.
 
     Choose at most one sampling option; the rest comes from [frames] in dataprep.toml. A rerun
-    skips media already done with the same settings; other settings need --overwrite. Exit
-    code 1 when some media failed (listed).
+    skips media already done with the same settings; other settings need --overwrite. A media
+    that fails is recorded and the run goes on (`--on-error fail` stops there); exit code 1 when
+    some media failed (listed).
 
     Example: `dataprep frames --fps 5 --size 224`
     """
@@ -92,6 +95,7 @@ def frames(
             jobs=jobs,
             overwrite=overwrite,
             keep_partial=keep_partial,
+            on_error=on_error,
             progress=update,
         )
     if json_output:
