@@ -17,7 +17,9 @@ local pool and the outputs do not depend on the engine::
 on this machine), checks every node first (imports dataprep, reads ``reads``, writes into
 ``writes``; a node that cannot is named) and runs each item as a Ray task with a bounded number
 in flight. With ``rows_key`` the worker writes the rows of its result to a staged Parquet file
-on the shared file system and sends back only its path (:class:`StagedRows`).
+on the shared file system and sends back only its path (:class:`StagedRows`); with
+``rows_key=WHOLE_RESULT`` the whole result (a list of rows) is staged. Staged rows are read back
+with :func:`rows_of` inside the ``open_engine`` block (the staging folder is removed after it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from dataprep.errors import DataprepError
 
 ENGINE_CHOICES: tuple[str, ...] = ("local", "ray")
+WHOLE_RESULT = "*"  # rows_key of a unit function whose whole result is a list of rows
 
 
 class EngineError(DataprepError):

@@ -72,12 +72,16 @@ def _run_chunk(
     """The Ray task: ``func`` over one chunk; rows staged to Parquet when asked."""
     import ray
 
+    from dataprep.engine import WHOLE_RESULT
+
     results = [func(item) for item in chunk]
     if rows_key and staging:
         for index, result in enumerate(results):
-            rows = result.get(rows_key) if isinstance(result, dict) else None
-            if rows:
-                result[rows_key] = _stage(rows, Path(staging) / f"{name}-{index}.parquet")
+            path = Path(staging) / f"{name}-{index}.parquet"
+            if rows_key == WHOLE_RESULT and isinstance(result, list) and result:
+                results[index] = _stage(result, path)
+            elif isinstance(result, dict) and result.get(rows_key):
+                result[rows_key] = _stage(result[rows_key], path)
     return {"node": ray.get_runtime_context().get_node_id(), "results": results}
 
 

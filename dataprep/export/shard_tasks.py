@@ -1,0 +1,116 @@
+"""TFRecord shards written as engine tasks (``export --engine ray``): one task per planned shard.
+
+The driver plans the shards exactly as the local writer does (example order by hash, sizes from
+the frame files, :func:`~dataprep.export.shards.plan_shards`), and each task writes one shard
+with dataprep's own encoder (:func:`~dataprep.export.tfrecord.serialize`, ``frame_record``) to
+a temporary name renamed into place, so the shards are byte-identical to ``--engine local``
+whichever node writes them. A task returns only the shard's name and size, the image headers
+it saw and the examples it left out; the driver records finished shards in
+``.export-progress.json`` in plan order, as the local writer does, so a rerun after a kill keeps
+them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataprep.export.selection import Example
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one shard task needs (plain, picklable values)."""
+
+    workspace_root: str
+    target: str
+    unit: str
+    class_names: tuple[str, ...]
+    compression: str
+    on_error: str
+    examples: tuple[Example, ...]
+
+
+def write_shard_task(job: ShardJob) -> dict[str, Any]:
+    """Writes one shard (runs in a worker). Never raises for an unreadable frame file: the
+    examples left out are returned (``failed``); under ``--on-error fail`` the shard is not
+    written (``size`` None) and the driver stops at the first of them.
+    """
+    from dataprep.export.context import ExportContext
+    from dataprep.export.selection import Selection
+    from dataprep.export.tfrecord import write_shard
+    from dataprep.stage import ItemFailed, StageRun
+    from dataprep.workspace import open_workspace
+
+    workspace = open_workspace(Path(job.workspace_root))
+    run = StageRun(workspace, "export", job.on_error)  # collects failures; no lock, no record
+    ctx = ExportContext(
+        workspace=workspace,
+        out_dir=Path(job.target).parent,
+        selection=Selection(unit=job.unit, class_names=list(job.class_names), examples={}),
+        compression=job.compression,
+        shard_size=0,
+        progress=None,
+        done_shards={},
+        finished=lambda name, size: None,
+        run=run,
+    )
+    size = None
+    with contextlib.suppress(ItemFailed):  # the failure is in run.failures
+        size = write_shard(ctx, Path(job.target), list(job.examples))
+    return {
+        "name": Path(job.target).name,
+        "size": size,
+        "images": [[list(header), count] for header, count in ctx.images.items()],
+        "failed": run.failures,
+        "read": ctx.written,
+    }
+
+
+def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) -> list[str]:
+    """``tfrecord.write_split`` with one ``executor`` task per shard still to write."""
+    from dataprep.export.shards import plan_shards, shard_name
+    from dataprep.export.tfrecord import suffix
+
+    plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
+    names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
+    jobs = []
+    for name, indices in zip(names, plan, strict=True):
+        chosen = [examples[i] for i in indices]
+        if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
+            ctx.skip(chosen)
+            continue
+        jobs.append(
+            ShardJob(
+                workspace_root=str(ctx.workspace.root),
+                target=str(ctx.out_dir / name),
+                unit=ctx.selection.unit,
+                class_names=tuple(ctx.selection.class_names),
+                compression=ctx.compression,
+                on_error=ctx.run.on_error if ctx.run is not None else "fail",
+                examples=tuple(chosen),
+            )
+        )
+    for result in executor.map(write_shard_task, jobs):
+        _commit(ctx, result)
+    return names
+
+
+def _commit(ctx, result: dict[str, Any]) -> None:
+    """Accounts for one shard task's result in plan order (failures, progress, the record)."""
+    ctx.images.update(Counter({tuple(header): count for header, count in result["images"]}))
+    ctx.written += result["read"]
+    for failure in result["failed"]:
+        ctx.failed.add(failure["item"])
+        if ctx.run is None:
+            from dataprep.errors import MediaError
+
+            raise MediaError(failure["error"])
+        ctx.run.item_failed(failure["item"], failure["error"])  # raises under "fail"
+    ctx._report_progress()
+    if result["size"] is not None:
+        ctx.bytes_written += result["size"]
+        ctx.finished(result["name"], result["size"])
