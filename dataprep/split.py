@@ -129,7 +129,8 @@ def group_keys(media, group_by: str, where: str = "--group-by") -> dict[str, str
     if group_by not in media.columns or group_by == "media_id":
         columns = ", ".join(c for c in media.columns if c != "media_id")
         raise UsageError(
-            f"{where} {group_by!r} is not a media column; use media, folder or one of {columns}"
+            f"{where} {group_by!r} is not a media column; use media, folder, near-duplicates "
+            f"or one of {columns}"
         )
     keys = {}
     for media_id, value in zip(media["media_id"], media[group_by], strict=True):
@@ -237,9 +238,14 @@ def split_media(
             )
         labels = manifests.load(workspace, "labels", missing_ok=True)
         media_labels = resolve_media_labels(media, labels)
-        key_of = group_keys(
-            media, group_by, _where(workspace, "group_by", given_group_by, recorded)
-        )
+        if group_by == "near-duplicates":  # clusters of dataprep.audit (docs/audit.md)
+            from dataprep.audit.duplicates import near_duplicate_keys
+
+            key_of = near_duplicate_keys(workspace, media, _recorded_keys(workspace, reset))
+        else:
+            key_of = group_keys(
+                media, group_by, _where(workspace, "group_by", given_group_by, recorded)
+            )
         previous = _previous(workspace, settings, key_of, reset)
 
         media_class = {m: media_labels[m].dominant() for m in media["media_id"]}
@@ -333,6 +339,15 @@ def _previous(
             )
     live = set(key_of.values())
     return {k: v for k, v in previous.items() if k in live}
+
+
+def _recorded_keys(workspace: Workspace, reset: bool) -> dict[str, str]:
+    """``{media_id: group_key}`` of the splits manifest on disk ({} with ``reset`` or none)."""
+    path = workspace.manifest_path("splits")
+    if reset or not path.exists():
+        return {}
+    frame = manifests.load(workspace, "splits")
+    return dict(zip(frame["media_id"], frame["group_key"], strict=True))
 
 
 def _recorded_settings(workspace: Workspace) -> dict[str, Any]:

@@ -144,9 +144,9 @@ def _variants(a: Signature, b: Signature) -> Iterator[tuple[tuple, tuple]]:
 
 def _levels() -> list[tuple[int, int]]:
     """Crop level pairs compared: the uncropped view of one against every crop of the other."""
-    return [(0, 0)] + [(k, 0) for k in range(1, len(CROPS))] + [
-        (0, k) for k in range(1, len(CROPS))
-    ]
+    return (
+        [(0, 0)] + [(k, 0) for k in range(1, len(CROPS))] + [(0, k) for k in range(1, len(CROPS))]
+    )
 
 
 def compare(

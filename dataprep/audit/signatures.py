@@ -131,7 +131,9 @@ def frame_stats(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[dict, np.
     coefs, thumbs = [], []
     for fraction in CROPS:
         coefs.append(structure(_crop(gray, fraction)))
-        thumb = cv2.resize(_crop(rgb, fraction), (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+        thumb = cv2.resize(
+            _crop(rgb, fraction), (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA
+        )
         thumbs.append(thumb.reshape(-1))
     stats = {
         "coefs": coefs,
@@ -284,7 +286,9 @@ def save_cache(workspace, signatures: dict[str, Signature]) -> None:
         "error": [signatures[m].error for m in ids],
     }
     for name, dtype in _ARRAYS.items():
-        data[name] = [np.ascontiguousarray(getattr(signatures[m], name), dtype).tobytes() for m in ids]
+        data[name] = [
+            np.ascontiguousarray(getattr(signatures[m], name), dtype).tobytes() for m in ids
+        ]
     schema = pa.schema(
         [("media_id", pa.string()), ("rate", pa.float64()), ("error", pa.string())]
         + [(name, pa.binary()) for name in _ARRAYS],

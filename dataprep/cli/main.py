@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "dataprep.cli.augment_cmd",
     "dataprep.cli.labels_cmd",
     "dataprep.cli.split_cmd",
+    "dataprep.cli.audit_cmd",
     "dataprep.cli.export_cmd",
     "dataprep.cli.train_cmd",
 ]

@@ -18,8 +18,8 @@ def split(
         str | None,
         typer.Option(
             "--group-by",
-            help="media, folder (source folder) or a media column: "
-            "everything of one group lands in one split.",
+            help="media, folder (source folder), near-duplicates (clusters found by "
+            "`dataprep audit`) or a media column: everything of one group lands in one split.",
         ),
     ] = None,
     stratify: Annotated[

@@ -59,7 +59,12 @@ def near_copy(frames: list[np.ndarray], rng: np.random.Generator) -> tuple[list,
     for frame in frames[start:end]:
         cut = frame[crop : height - crop, crop : width - crop] if crop else frame
         out.append(cv2.resize(cut, (out_w, out_h), interpolation=cv2.INTER_AREA))
-    what = {"trim_start": start, "trim_end": len(frames) - end, "crop": crop, "size": [out_w, out_h]}
+    what = {
+        "trim_start": start,
+        "trim_end": len(frames) - end,
+        "crop": crop,
+        "size": [out_w, out_h],
+    }
     return out, what
 
 
@@ -105,7 +110,8 @@ def write_planted_gestures(
     black, frozen = [], []
     for number in range(plant.black):
         relative = f"{GESTURE_CLASSES[number % 4]}/black_{number:03d}.mp4"
-        frames = [np.zeros((spec.size, spec.size, 3), np.uint8)] * spec.frames
+        # one more frame each, so no two black clips are the same bytes (ingest merges those)
+        frames = [np.zeros((spec.size, spec.size, 3), np.uint8)] * (spec.frames + number)
         write_video(root / relative, frames=frames, fps=spec.fps, crf=12)
         black.append(relative)
     for number in range(plant.frozen):
@@ -141,5 +147,7 @@ def flip_folder_labels(root: Path, fraction: float, seed: int) -> list[dict]:
         given = str(rng.choice([c for c in classes if c != path.parent.name]))
         target = root / given / f"flipped_{path.name}"
         path.rename(target)
-        moved.append({"path": str(target.relative_to(root)), "given": given, "true": path.parent.name})
+        moved.append(
+            {"path": str(target.relative_to(root)), "given": given, "true": path.parent.name}
+        )
     return moved
