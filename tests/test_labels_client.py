@@ -1,5 +1,8 @@
 """Network faults through the real SDK: retries with backoff, one-line errors, no key leaks.
 
+Reads are retried by the SDK (5xx, 429, refused connections) and by dataprep (timeouts); the
+retry safety of writes is tested against a real server in test_labels_retry.py.
+
 A small real HTTP server on 127.0.0.1 plays a Label Studio that fails in chosen ways (5xx,
 slowness, refused keys) — faults a healthy server cannot be made to produce on demand.
 """
@@ -64,6 +67,14 @@ class FaultyServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_sdk_backoff(monkeypatch):
+    """The SDK retries 5xx and refused connections itself, waiting 1 s, 2 s, ...; shorten it."""
+    from label_studio_sdk.core import http_client
+
+    monkeypatch.setattr(http_client, "INITIAL_RETRY_DELAY_SECONDS", 0.01)
 
 
 def _client(url, **kwargs):
