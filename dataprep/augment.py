@@ -438,6 +438,7 @@ def _write_copies(
         progress(0, total)
     if works:
         run.mark_changed()
+    _remove_partial_writes(workspace, works)
     try:
         for work, (rows, error) in zip(works, _map_media(works, jobs), strict=True):
             new_rows.extend(rows)
@@ -456,6 +457,14 @@ def _write_copies(
             _save(workspace, plan.sources, plan.kept + new_rows)
         raise
     return _save(workspace, plan.sources, plan.kept + new_rows)
+
+
+def _remove_partial_writes(workspace: Workspace, works: list[_MediaWork]) -> None:
+    """Removes the temporary files of copies a killed run was writing (``.<name>.*.tmp``)."""
+    for work in works:
+        for tmp in (workspace.frames_dir / work.media_id).glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 STATE_NAME = "augment.json"  # under .dataprep/

@@ -284,3 +284,17 @@ def test_a_media_with_unreadable_frames_is_recorded_or_stops_the_run(extracted):
     assert record["settings"]["on_error"] == "skip" and record["failures"][0]["item"] == video
     result = runner.invoke(app, ["-w", root, "augment", "--copies", "0"])
     assert result.exit_code == 2 and "--copies" in result.output
+
+
+def test_augment_removes_the_temporary_files_of_a_killed_run(extracted):
+    frames = manifests.load(extracted, "frames")
+    folder = extracted.root / frames["path"].iloc[0]
+    leftover = folder.parent / ".000000_aug01.jpg.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    augment_frames(extracted, pipeline="light", copies=1, jobs=1)
+    assert not leftover.exists()
+    frames = manifests.load(extracted, "frames")
+    on_disk = {
+        str(p.relative_to(extracted.root)) for p in extracted.frames_dir.rglob("*") if p.is_file()
+    }
+    assert on_disk == set(frames["path"])
