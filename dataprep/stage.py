@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import DataprepError, UsageError
+from dataprep.stages import interrupted, record_stage, running_marker  # noqa: F401
 from dataprep.workspace import Workspace
 
 OnError = Literal["fail", "skip"]
@@ -57,21 +58,6 @@ def check_on_error(value: str) -> OnError:
     if value not in ON_ERROR_CHOICES:
         raise UsageError(f"--on-error {value!r} is not allowed; use fail or skip")
     return value  # type: ignore[return-value]
-
-
-def running_marker(workspace: Workspace, stage: str):
-    return workspace.state_dir / "stages" / f"{stage}.running"
-
-
-def interrupted(workspace: Workspace, stage: str) -> dict[str, Any] | None:
-    """The marker of a run of ``stage`` that started and did not finish, or None."""
-    path = running_marker(workspace, stage)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"stage": stage}
 
 
 @dataclass
@@ -125,8 +111,6 @@ class StageRun:
         inputs: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """Writes the stage record (with the error policy) and clears the running marker."""
-        from dataprep.stages import record_stage
-
         record = record_stage(
             self.workspace,
             self.stage,

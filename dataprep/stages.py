@@ -39,6 +39,21 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def running_marker(workspace: Workspace, stage: str):
+    return workspace.state_dir / "stages" / f"{stage}.running"
+
+
+def interrupted(workspace: Workspace, stage: str) -> dict[str, Any] | None:
+    """The marker of a run of ``stage`` that started and did not finish, or None."""
+    path = running_marker(workspace, stage)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"stage": stage}
+
+
 def _path(workspace: Workspace, stage: str) -> Path:
     return workspace.state_dir / "stages" / f"{stage}.json"
 
@@ -102,8 +117,6 @@ def stage_overview(workspace: Workspace) -> list[dict[str, Any]]:
     )
     stale_stages: set[str] = set()
     current: dict[str, str | None] = {}
-    from dataprep.stage import interrupted
-
     for stage in names:
         record = load_stage(workspace, stage)
         unfinished = interrupted(workspace, stage)
