@@ -17,8 +17,9 @@ local pool and the outputs do not depend on the engine::
 on this machine), checks every node first (imports dataprep, reads ``reads``, writes into
 ``writes``; a node that cannot is named) and runs each item as a Ray task with a bounded number
 in flight. With ``rows_key`` the worker writes the rows of its result to a staged Parquet file
-on the shared file system and sends back only its path (:class:`StagedRows`); with
-``rows_key=WHOLE_RESULT`` the whole result (a list of rows) is staged. Staged rows are read back
+on the shared file system and sends back only its path (:class:`StagedRows`); ``rows_key`` is
+a key of a dict result, an index into a tuple result, or ``WHOLE_RESULT`` (the result is the
+list of rows). Staged rows are read back
 with :func:`rows_of` inside the ``open_engine`` block (the staging folder is removed after it).
 """
 
@@ -93,6 +94,16 @@ def rows_of(value) -> list[dict[str, Any]]:
     return value.load() if isinstance(value, StagedRows) else value
 
 
+def sample(paths: Iterable[str | Path], k: int = 8) -> list[str]:
+    """Up to ``k`` of ``paths`` spread evenly (first and last included): what the node check
+    reads, so that checking stays cheap for a million media."""
+    paths = [str(p) for p in paths]
+    if len(paths) <= k:
+        return paths
+    step = (len(paths) - 1) / (k - 1)
+    return sorted({paths[round(i * step)] for i in range(k)})
+
+
 class LocalExecutor:
     """Runs items on this machine through :func:`dataprep.parallel.map_items`."""
 
@@ -107,7 +118,7 @@ class LocalExecutor:
         items: Iterable,
         *,
         chunksize: int = 1,
-        rows_key: str | None = None,
+        rows_key: str | int | None = None,
         jobs: int | None = None,
     ) -> Iterator:
         """``func`` over ``items`` in input order (``rows_key`` is accepted and ignored)."""

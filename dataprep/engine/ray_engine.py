@@ -21,6 +21,8 @@ from typing import Any
 from dataprep.engine import EngineError, EngineSpec, StagedRows
 
 MAX_RETRIES = 3
+# (unit function name, tasks per node id) of the last maps in this process: what ran where.
+HISTORY: deque[tuple[str, Counter]] = deque(maxlen=64)
 PROBE_TIMEOUT_S = float(os.environ.get("DATAPREP_RAY_PROBE_TIMEOUT", "120"))
 
 # The node check is compiled from source into a module that does not exist on the workers, so
@@ -67,7 +69,7 @@ def _probe_function() -> Callable:
 
 
 def _run_chunk(
-    func: Callable, chunk: list, staging: str | None, name: str, rows_key: str | None
+    func: Callable, chunk: list, staging: str | None, name: str, rows_key: str | int | None
 ) -> dict[str, Any]:
     """The Ray task: ``func`` over one chunk; rows staged to Parquet when asked."""
     import ray
@@ -80,6 +82,10 @@ def _run_chunk(
             path = Path(staging) / f"{name}-{index}.parquet"
             if rows_key == WHOLE_RESULT and isinstance(result, list) and result:
                 results[index] = _stage(result, path)
+            elif isinstance(rows_key, int) and isinstance(result, tuple) and result[rows_key]:
+                parts = list(result)
+                parts[rows_key] = _stage(result[rows_key], path)
+                results[index] = tuple(parts)
             elif isinstance(result, dict) and result.get(rows_key):
                 result[rows_key] = _stage(result[rows_key], path)
     return {"node": ray.get_runtime_context().get_node_id(), "results": results}
@@ -187,7 +193,7 @@ class RayExecutor:
         items: Iterable,
         *,
         chunksize: int = 1,
-        rows_key: str | None = None,
+        rows_key: str | int | None = None,
         jobs: int | None = None,
     ) -> Iterator:
         """``func`` over ``items`` as Ray tasks of ``chunksize`` items, results in input order.
@@ -204,6 +210,8 @@ class RayExecutor:
         task = ray.remote(_run_chunk).options(**self._task_options())
         window = self.spec.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         staging = self._staging if rows_key else None
+        self.tasks_per_node = Counter()
+        HISTORY.append((_function_name(func), self.tasks_per_node))
         pending: deque = deque()
         for index, chunk in enumerate(chunks):
             pending.append(task.remote(func, chunk, staging, f"{index:09d}", rows_key))
@@ -230,7 +238,7 @@ class RayExecutor:
             payload = ray.get(ref)
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
             raise EngineError(
-                f"a Ray worker running {getattr(func, '__name__', func)} was lost "
+                f"a Ray worker running {_function_name(func)} was lost "
                 f"{MAX_RETRIES + 1} times ({type(exc).__name__}); rerun the command to finish "
                 "(finished items are kept)"
             ) from None
@@ -262,6 +270,11 @@ def _init(ray, spec: EngineSpec) -> None:
             f"cannot start or join the Ray cluster at {where} ({str(exc).splitlines()[0]}); "
             "check [engine] address (or --ray-address) and that the cluster is up"
         ) from None
+
+
+def _function_name(func: Callable) -> str:
+    inner = getattr(func, "func", func)  # functools.partial
+    return getattr(inner, "__name__", repr(inner))
 
 
 def _node_name(node: dict[str, Any]) -> str:

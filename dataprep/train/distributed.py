@@ -196,7 +196,7 @@ class _Worker:
             model.optimizer.build(model.trainable_variables)
         if model.optimizer is None or not hasattr(model, "loss"):
             raise UsageError(f"model {self.settings.model} cannot be trained on several workers")
-        if self.settings.embedding:
+        if getattr(self.settings, "embedding", False):  # siamese models: metric losses
             raise UsageError(
                 "multi-worker training covers the classifiers (cnn, cnn-bn, cnn-lstm); train "
                 f"{self.settings.model} on one machine"
@@ -400,6 +400,36 @@ def _finish(worker: _Worker, model, run_dir: Path, config, history, step_losses)
         f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['examples']} examples "
         f"(best epoch {best_epoch}, {worker.role.workers} workers); run folder {run_dir}"
     )
+
+
+# -- train-baseline --workers N / TF_CONFIG -------------------------------------------------
+
+
+def train_distributed(workspace, options, *, workers: int | None = None, log=print):
+    """``train-baseline`` on several workers: ``workers`` local processes, or this process as
+    the ``TF_CONFIG`` worker a launcher started.
+
+    Returns:
+        The run folder on the chief; None on the other workers.
+
+    Raises:
+        UsageError: without a workspace, or under ``TF_CONFIG`` without ``--run-name`` (every
+            worker must write the same run).
+    """
+    from datetime import UTC, datetime
+
+    if workspace is None:
+        raise UsageError("multi-worker training writes runs/ inside a workspace; pass -w DIR")
+    if workers is not None:
+        model = options.model or workspace.config.train.model
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run_name = options.run_name or f"{stamp}-{model}-{workers}workers"
+        return launch_local(workspace.root, options, workers, run_name=run_name, log=log)
+    if not options.run_name:
+        raise UsageError(
+            "under TF_CONFIG every worker must be given the same --run-name (the run folder)"
+        )
+    return train_worker(workspace, options, run_name=options.run_name, log=log)
 
 
 # -- the local launcher (train-baseline --workers N) ---------------------------------------
