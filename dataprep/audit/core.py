@@ -38,6 +38,7 @@ class AuditReport:
     by_kind: dict[str, int]
     clusters: int  # near-duplicate clusters
     media_in_clusters: int
+    candidates: int  # pairs the index proposed and the comparison checked
     scored_media: int | None  # media with out-of-sample probabilities (with a run)
     run: str | None
     settings: dict[str, Any]
@@ -121,7 +122,10 @@ def audit_workspace(
         signatures = duplicates.media_signatures(
             workspace, rows, jobs=jobs, progress=phase("signatures")
         )
-        pairs = duplicates.find_pairs(signatures, duplicates.DupSettings.from_config(settings))
+        index_stats: dict[str, int] = {}
+        pairs = duplicates.find_pairs(
+            signatures, duplicates.DupSettings.from_config(settings), index_stats
+        )
         cluster_of = duplicates.clusters(pairs)
         findings = duplicates.pair_findings(pairs, cluster_of, split_of, label_of)
         findings += quality.unreadable_findings(
@@ -153,6 +157,7 @@ def audit_workspace(
             by_kind={k: by_kind[k] for k in KIND_ORDER if by_kind.get(k)},
             clusters=len(set(cluster_of.values())),
             media_in_clusters=len(cluster_of),
+            candidates=index_stats.get("candidates", 0),
             scored_media=len(scored.media_ids) if scored else None,
             run=scored.run_id if scored else None,
             settings=settings.model_dump(),

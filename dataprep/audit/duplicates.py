@@ -77,13 +77,18 @@ def media_signatures(
 
 
 def find_pairs(
-    signatures: dict[str, Signature], settings: DupSettings = DupSettings()
+    signatures: dict[str, Signature],
+    settings: DupSettings = DupSettings(),
+    stats: dict[str, int] | None = None,
 ) -> list[Pair]:
-    """Every near-duplicate pair among the signatures, via the LSH index (never all pairs)."""
+    """Every near-duplicate pair among the signatures, via the LSH index (never all pairs).
+    ``stats`` (when given) receives ``candidates``: the pairs compared."""
     ids = sorted(m for m, s in signatures.items() if len(s) and s.usable.any())
     ordered = [signatures[m] for m in ids]
     pairs = []
+    compared = 0
     for i, j in candidate_pairs(ordered):
+        compared += 1
         match = compare(
             ordered[i],
             ordered[j],
@@ -99,6 +104,8 @@ def find_pairs(
                     match.crop,
                 )  # fmt: skip
             pairs.append(Pair(first, second, match))
+    if stats is not None:
+        stats["candidates"] = compared
     return sorted(pairs, key=lambda p: (p.first, p.second))
 
 

@@ -1,14 +1,14 @@
 """Candidate pairs from a banded LSH index over frame hashes, and the time-aligned comparison.
 
-**Index.** Each usable frame hash is cut into ``BANDS`` bands of ``64 / BANDS`` bits, each
-keyed together with the frame's coarse mean colour (on two grids offset by half a step, so a
-small colour change never misses both); media that share a key in any frame become a
-candidate pair. Two copies of one video share many
-frames whose hashes differ in a few bits, so some band of some frame collides with near
-certainty, while unrelated media collide rarely. Buckets larger than ``max_bucket`` (a band
-value shared by very many media: flat frames, a common logo) are skipped; the pairs they hold
-are almost always found through another band or frame. Work grows with the number of media
-and the size of the buckets, never with the number of pairs of media.
+**Index.** Each usable frame hash gives ``BANDS`` bands of ``BAND_BITS`` bits (the 64 bits in
+two fixed random orders, each cut into four: every bit is in two bands), for the uncropped
+frame and each stored crop; each band value, together with the frame's coarse mean colour (on
+two grids offset by half a step, so a small colour change never misses both), is a key. Media
+that share at least ``min_shared`` (2) keys become a candidate pair. Two copies share many keys
+(several bands of several frames and crops), unrelated media rarely more than one. Buckets
+larger than ``max_bucket`` (a band value shared by very many media: flat frames, a common
+logo) are skipped; the pairs they hold are almost always found through other keys. The work
+grows with the number of media and the candidates, never with all pairs of media.
 
 **Comparison.** Two signatures on the same time grid are compared at every shift that leaves
 at least ``min_overlap`` of the shorter one's usable frames aligned, and at every stored crop of
@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataprep.audit.signatures import CROPS, Signature
+from dataprep.audit.signatures import CROPS, Signature, hash_bits
 
 BANDS = 8
-BAND_BITS = 64 // BANDS
+BAND_BITS = 16
 DEFAULT_MAX_BUCKET = 256
+DEFAULT_MIN_SHARED = 2  # keys two media must share to be compared
 COLOUR_STEP = 32.0  # coarse mean colour levels in the keys (two grids offset by half)
 DEFAULT_MAX_DISTANCE = 0.15  # mean structure distance (1 - cosine) of a near-duplicate
 DEFAULT_MAX_COLOUR = 4.5  # mean absolute thumbnail difference (of 255) of a near-duplicate
@@ -53,24 +54,37 @@ def _colour_bins(thumbs: np.ndarray, grid: int) -> np.ndarray:
     return (levels[:, 0] << np.uint64(8)) | (levels[:, 1] << np.uint64(4)) | levels[:, 2]
 
 
+def _band_bits() -> np.ndarray:
+    """``[BANDS, BAND_BITS]`` bit positions of each band: the 64 bits in two fixed random
+    orders, each cut into four disjoint bands, so every bit is in two bands."""
+    rng = np.random.default_rng(64)
+    orders = [rng.permutation(64) for _ in range(BANDS * BAND_BITS // 64)]
+    return np.concatenate(orders).reshape(BANDS, BAND_BITS)
+
+
+_BANDS = _band_bits()
+
+
 def band_keys(signatures: list[Signature]) -> tuple[np.ndarray, np.ndarray]:
     """``(keys, owner)``: one key per (media, band, colour grid, distinct value) of the usable
     frames; a key packs the band and grid numbers, the frame's coarse mean colour and the band's
     bits. ``owner`` is the position in ``signatures``."""
     keys, owners = [], []
-    mask = np.uint64((1 << BAND_BITS) - 1)
+    weights = (1 << np.arange(BAND_BITS, dtype=np.uint64)[::-1]).astype(np.uint64)
     for position, signature in enumerate(signatures):
         usable = signature.usable
-        hashes = signature.hashes[usable]
-        if not len(hashes):
+        if not usable.any():
             continue
-        thumbs = signature.thumbs[usable, 0]
+        # every stored crop: a copy cropped by a few pixels meets the matching crop of its source
+        hashes = np.concatenate([hash_bits(signature.coefs[usable, k]) for k in range(len(CROPS))])
+        bits = np.unpackbits(hashes.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+        thumbs = np.concatenate([signature.thumbs[usable, k] for k in range(len(CROPS))])
         for grid in (0, 1):
             colour = _colour_bins(thumbs, grid) << np.uint64(BAND_BITS)
             for band in range(BANDS):
-                bits = (hashes >> np.uint64(band * BAND_BITS)) & mask
+                value = (bits[:, _BANDS[band]].astype(np.uint64) * weights).sum(axis=1)
                 tag = np.uint64((band * 2 + grid) << 40)
-                values = np.unique(bits | colour | tag)
+                values = np.unique(value.astype(np.uint64) | colour | tag)
                 keys.append(values)
                 owners.append(np.full(len(values), position, np.int64))
     if not keys:
@@ -79,9 +93,12 @@ def band_keys(signatures: list[Signature]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidate_pairs(
-    signatures: list[Signature], max_bucket: int = DEFAULT_MAX_BUCKET
+    signatures: list[Signature],
+    max_bucket: int = DEFAULT_MAX_BUCKET,
+    min_shared: int = DEFAULT_MIN_SHARED,
 ) -> Iterator[tuple[int, int]]:
-    """Distinct pairs ``(i, j)``, ``i < j``, of positions sharing a band bucket."""
+    """Distinct pairs ``(i, j)``, ``i < j``, of positions sharing at least ``min_shared`` keys
+    (a copy shares many: every band of several frames and crops; a chance collision, one)."""
     keys, owners = band_keys(signatures)
     if not len(keys):
         return
@@ -90,7 +107,7 @@ def candidate_pairs(
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], len(keys)]
     sizes = ends - starts
-    seen: set[tuple[int, int]] = set()
+    shared: dict[tuple[int, int], int] = {}
     for start, end in zip(starts[sizes > 1], ends[sizes > 1], strict=True):
         if end - start > max_bucket:
             continue
@@ -98,9 +115,8 @@ def candidate_pairs(
         for a in range(len(members)):
             for b in range(a + 1, len(members)):
                 pair = (members[a], members[b])
-                if pair not in seen:
-                    seen.add(pair)
-                    yield pair
+                shared[pair] = shared.get(pair, 0) + 1
+    yield from sorted(pair for pair, count in shared.items() if count >= min_shared)
 
 
 @dataclass(frozen=True)
