@@ -282,3 +282,49 @@ def test_duplicates_module_clusters_are_connected_components():
     assert duplicates.clusters(pairs) == {
         "a": "dup:a", "b": "dup:a", "c": "dup:a", "x": "dup:x", "y": "dup:x",
     }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_label_suspects_from_a_real_run(tmp_path):
+    """Digits through the normal pipeline with planted flips; a short cnn run; audit --run."""
+    from dataprep.testing.digits import write_digits
+    from dataprep.testing.planted import flip_folder_labels
+    from dataprep.workspace import init_workspace
+
+    write_digits(tmp_path / "raw", size=16, limit=300)
+    flipped = flip_folder_labels(tmp_path / "raw", 0.05, seed=3)
+    ws = init_workspace(tmp_path / "ws", classes=[str(d) for d in range(10)])
+    runner = CliRunner()
+
+    def call(*args):
+        result = runner.invoke(app, ["-q", "-w", str(ws.root), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    call("ingest", str(tmp_path / "raw"), "--label-from-dir")
+    call("frames", "--size", "16", "--format", "png")
+    call("split", "--ratios", "0.5,0.1,0.4", "--seed", "0")
+    call("stats")
+    call("export", "--unit", "frame", "--name", "d")
+    call("train-baseline", "--export", "d", "--model", "cnn-bn", "--epochs", "4",
+         "--image-size", "16", "--seed", "0", "--run-name", "r")  # fmt: skip
+    data = json.loads(call("audit", "--run", "r", "--json"))
+    splits = manifests.load(ws, "splits")
+    held_out = set(splits.loc[splits["split"] != "train", "media_id"])
+    assert data["run"] == "r" and data["scored_media"] == len(held_out)
+    rows = manifests.load(ws, "audit")
+    found = rows[rows["kind"] == "label_suspect"]
+    assert set(found["media_id"]) <= held_out
+    assert found["suggested_label"].notna().all()
+    assert (found["suggested_label"] != found["label"]).all()
+    # the ranking puts planted flips near the top (a weak model: not all of them)
+    media = manifests.load(ws, "media")
+    by_path = {Path(p).name: m for m, ps in zip(media["media_id"], media["paths"], strict=True)
+               for p in ps}  # fmt: skip
+    planted = {by_path[Path(f["path"]).name] for f in flipped} & held_out
+    from dataprep.audit.suspects import suspect_media
+
+    top = suspect_media(ws, "r", top=max(1, len(planted)))
+    assert len(set(top) & planted) >= 1
+    with pytest.raises(Exception, match="run `dataprep audit --run other` first"):
+        suspect_media(ws, "other")

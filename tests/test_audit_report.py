@@ -158,10 +158,10 @@ def test_the_probe_catches_a_broken_image(tmp_path):
 
 def test_report_with_suspects_shows_frames(audited, tmp_path):
     """Label suspects (as a run would give) appear with three frames each."""
+    import copy
+
     from dataprep.audit import suspects
     from dataprep.audit.report import render_report
-
-    import copy
 
     ws, result = audited
     result = copy.copy(result)
@@ -178,3 +178,31 @@ def test_report_with_suspects_shows_frames(audited, tmp_path):
     seen_path.write_text(text)
     seen = render_in_browser(seen_path, tmp_path)
     assert seen["errors"] == [] and seen["loaded"] == seen["images"] > 0
+
+
+def test_report_shows_annotator_agreement(audited, tmp_path):
+    """With annotations from two annotators (a Label Studio export, imported), the report shows
+    their agreement from ``labels stats``."""
+    from dataprep import manifests
+    from dataprep.audit.report import render_report
+    from dataprep.labels.importer import import_export
+    from dataprep.labels.stats import labels_stats
+    from dataprep.testing.labelstudio import ExportAnnotation, write_export
+
+    ws, result = audited
+    media = manifests.records(manifests.load(ws, "media"))[:6]
+    annotations = []
+    for n, row in enumerate(media):
+        first = GESTURE_CLASSES[n % 4]
+        second = first if n % 3 else GESTURE_CLASSES[(n + 1) % 4]  # they disagree on 2 of 6
+        annotations.append(ExportAnnotation(row["media_id"], choices=[first], annotator="x@a.org"))
+        annotations.append(ExportAnnotation(row["media_id"], choices=[second], annotator="y@a.org"))
+    import_export(ws, write_export(tmp_path / "export.json", media, annotations, fmt="JSON"))
+    text = render_report(ws, result)
+    stats = labels_stats(ws)
+    assert "12 annotations by 2 annotators on 6 media" in text
+    assert stats["agreement"] and "No annotations synced" not in text
+    path = tmp_path / "agreement.html"
+    path.write_text(text)
+    seen = render_in_browser(path, tmp_path)
+    assert seen["errors"] == [] and seen["loaded"] == seen["images"]

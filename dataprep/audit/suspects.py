@@ -165,3 +165,30 @@ def suspect_findings(scored: Scored, suspects: list[Suspect]) -> list[dict[str, 
         for s in suspects
         if s.flagged
     ]
+
+
+def suspect_media(workspace, run_id: str, top: int | None = None) -> list[str]:
+    """The media of the ``label_suspect`` findings of the last audit, surest first, for
+    ``labels push --predictions RUN --suspects-only``.
+
+    Raises:
+        UsageError: when the last audit did not use run ``run_id`` (or found no suspect).
+    """
+    from dataprep import manifests
+    from dataprep.stages import load_stage
+
+    record = load_stage(workspace, "audit") or {}
+    audited_with = (record.get("settings") or {}).get("run")
+    if audited_with != run_id:
+        raise UsageError(
+            f"the last audit {'used run ' + repr(audited_with) if audited_with else 'had no --run'}"
+            f", not {run_id!r}; run `dataprep audit --run {run_id}` first"
+        )
+    rows = manifests.load(workspace, "audit")
+    rows = rows[rows["kind"] == "label_suspect"].sort_values(
+        ["score", "media_id"], ascending=[False, True]
+    )
+    if not len(rows):
+        raise UsageError(f"the audit with run {run_id!r} found no label suspects; nothing to send")
+    ids = list(dict.fromkeys(rows["media_id"]))
+    return ids[:top] if top else ids
