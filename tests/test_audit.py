@@ -328,3 +328,16 @@ def test_label_suspects_from_a_real_run(tmp_path):
     assert len(set(top) & planted) >= 1
     with pytest.raises(Exception, match="run `dataprep audit --run other` first"):
         suspect_media(ws, "other")
+
+
+def test_signatures_in_worker_processes_match(planted, tmp_path):
+    from dataprep.workspace import init_workspace
+
+    ws, _, _ = planted
+    rows = manifests.records(manifests.load(ws, "media"))[:4]
+    fresh = init_workspace(tmp_path / "fresh", classes=list(GESTURE_CLASSES))
+    pooled = duplicates.media_signatures(fresh, rows, jobs=2)
+    here = signatures.load_cache(ws)
+    for row in rows:
+        assert np.array_equal(pooled[row["media_id"]].coefs, here[row["media_id"]].coefs)
+    assert set(signatures.load_cache(fresh)) == {r["media_id"] for r in rows}

@@ -88,7 +88,7 @@ def audit_workspace(
     *,
     run: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> AuditResult:
     """Runs every check and writes ``manifests/audit.parquet`` (see docs/audit.md).
@@ -97,7 +97,8 @@ def audit_workspace(
         workspace: the workspace.
         run: a trained classifier run (id or folder) for label suspects; None skips them.
         overrides: ``[audit]`` keys given on the command line.
-        jobs: worker processes for the signatures (1: in this process).
+        jobs: worker processes for the signatures (None: all cores when there are enough
+            media to decode; 1: in this process).
         progress: ``(phase, done, total)``.
 
     Raises:

@@ -12,6 +12,7 @@ from dataprep.audit.signatures import Signature, compute_signature, load_cache, 
 
 GROUP_BY = "near-duplicates"  # the value of split --group-by
 CLUSTER_PREFIX = "dup:"
+POOL_MIN_MEDIA = 64  # signatures to compute before a worker pool pays for its start
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,19 @@ def media_signatures(
     workspace,
     media_rows: list[dict[str, Any]],
     *,
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Signature]:
-    """Signatures of the ok media, from the cache or computed (and then cached)."""
+    """Signatures of the ok media, from the cache or computed (and then cached).
+
+    ``jobs``: worker processes; None: all cores when at least ``POOL_MIN_MEDIA`` media are to
+    be computed, else this process."""
     from dataprep.parallel import map_items
 
     cache = load_cache(workspace)
     todo = [row for row in media_rows if row["media_id"] not in cache]
+    if jobs is None:  # a pool costs ~0.3 s to start: only for enough media to pay for it
+        jobs = 1 if len(todo) < POOL_MIN_MEDIA else None
     total, done = len(media_rows), len(media_rows) - len(todo)
     if progress:
         progress(done, total)
@@ -173,7 +179,7 @@ def near_duplicate_keys(
     media,
     previous_keys: dict[str, str] | None = None,
     *,
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, str]:
     """``{media_id: group_key}`` for ``split --group-by near-duplicates``.

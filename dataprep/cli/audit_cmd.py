@@ -69,7 +69,7 @@ def audit(
             ws,
             run=run,
             overrides=overrides,
-            jobs=jobs or 1,
+            jobs=jobs,
             progress=lambda phase, done, total: update(done, total),
         )
     if html is not None:
