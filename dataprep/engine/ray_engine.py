@@ -260,7 +260,7 @@ def _init(ray, spec: EngineSpec) -> None:
             address=spec.address or None,
             include_dashboard=False,
             log_to_driver=False,
-            logging_level="WARNING",
+            logging_level="ERROR",
             configure_logging=True,
             runtime_env=runtime_env,
         )
