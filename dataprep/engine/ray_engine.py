@@ -213,12 +213,17 @@ class RayExecutor:
         self.tasks_per_node = Counter()
         HISTORY.append((_function_name(func), self.tasks_per_node))
         pending: deque = deque()
-        for index, chunk in enumerate(chunks):
-            pending.append(task.remote(func, chunk, staging, f"{index:09d}", rows_key))
-            if len(pending) >= window:
+        try:
+            for index, chunk in enumerate(chunks):
+                pending.append(task.remote(func, chunk, staging, f"{index:09d}", rows_key))
+                if len(pending) >= window:
+                    yield from self._collect(pending.popleft(), func)
+            while pending:
                 yield from self._collect(pending.popleft(), func)
-        while pending:
-            yield from self._collect(pending.popleft(), func)
+        finally:  # the consumer stopped early (an error, --on-error fail): stop the rest
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)
 
     def _task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
