@@ -133,7 +133,7 @@ class LabelStudioConfig(_Section):
 class TrainConfig(_Section):
     """Defaults of ``dataprep train-baseline`` (its options override them)."""
 
-    model: Literal["cnn", "cnn-bn", "cnn-lstm"] = "cnn-bn"
+    model: Literal["cnn", "cnn-bn", "cnn-lstm", "siamese", "siamese-lstm"] = "cnn-bn"
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -141,6 +141,16 @@ class TrainConfig(_Section):
     patience: int = Field(5, ge=1)  # early stopping: epochs without a lower val_loss
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
+    # embedding models (siamese, siamese-lstm); docs/training.md
+    loss: Literal["triplet", "contrastive"] = "triplet"
+    mining: Literal["semi-hard", "hard"] = "semi-hard"
+    margin: float = Field(0.0, ge=0, le=2)  # 0: 0.2 (triplet) or 1.0 (contrastive)
+    embedding_dim: int = Field(64, ge=2, le=4096)
+    per_class: int = Field(4, ge=2)  # examples of each class in a training batch
+    # transfer learning
+    backbone: Literal["none", "MobileNetV3Small", "EfficientNetB0"] = "none"
+    weights: str = "imagenet"  # backbone weights: imagenet, none or a weights file
+    fine_tune_epochs: int = Field(0, ge=0)
 
     @field_validator("image_size")
     @classmethod

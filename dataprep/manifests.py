@@ -32,6 +32,7 @@ TYPES = (
     "timestamp",
     "binary",
     "list<string>",
+    "list<float32>",
 )
 
 
@@ -101,6 +102,7 @@ def _arrow_type(name: str) -> pa.DataType:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "binary": pa.binary(),
         "list<string>": pa.list_(pa.string()),
+        "list<float32>": pa.list_(pa.float32()),
     }[name]
 
 

@@ -78,6 +78,42 @@ def train_baseline(
         Path | None,
         typer.Option("--from-config", help="Repeat a run: read every option from its config.json."),
     ] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="Embedding models: triplet or contrastive.")
+    ] = None,
+    mining: Annotated[
+        str | None, typer.Option("--mining", help="Triplet mining in each batch: semi-hard, hard.")
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option("--margin", help="Loss margin (default 0.2 / 1.0).")
+    ] = None,
+    embedding_dim: Annotated[
+        int | None, typer.Option("--embedding-dim", help="Size of the embedding.")
+    ] = None,
+    per_class: Annotated[
+        int | None, typer.Option("--per-class", help="Examples of each class in a batch.")
+    ] = None,
+    exclude_classes: Annotated[
+        str | None,
+        typer.Option("--exclude-classes", help="Classes held out of training: a,b,c."),
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option("--init-from", help="Start the trunk from this run.")
+    ] = None,
+    freeze_trunk: Annotated[
+        bool, typer.Option("--freeze-trunk", help="Train the new head with the trunk frozen.")
+    ] = False,
+    fine_tune_epochs: Annotated[
+        int | None,
+        typer.Option("--fine-tune-epochs", help="Then train everything at lr/10 this long."),
+    ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option("--backbone", help="Trunk: none, MobileNetV3Small or EfficientNetB0."),
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Backbone weights: imagenet, none or PATH.")
+    ] = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -85,7 +121,9 @@ def train_baseline(
 
     cnn: the tutorial CNN (79,626 parameters at 32x32x3, 10 classes); cnn-bn: batch norm,
     dropout, augmentation, weight decay, cosine schedule; cnn-lstm: cnn-bn per frame, LSTM over
-    the clip (needs an export with --unit clip).
+    the clip (needs an export with --unit clip). siamese / siamese-lstm: the cnn-bn / cnn-lstm
+    encoder to an L2-normalized embedding, trained with a triplet or contrastive loss; new
+    classes are added later with `dataprep enroll`.
 
     Example: `dataprep train-baseline --export gestures-clips --model cnn-lstm --seed 0`
     """
@@ -114,6 +152,17 @@ def train_baseline(
             seed=seed,
             run_name=run_name,
             patience=patience,
+            loss=loss,
+            mining=mining,
+            margin=margin,
+            embedding_dim=embedding_dim,
+            per_class=per_class,
+            exclude_classes=exclude_classes,
+            init_from=init_from,
+            freeze_trunk=freeze_trunk,
+            fine_tune_epochs=fine_tune_epochs,
+            backbone=backbone,
+            weights=weights,
         )
     ws = _workspace_or_none(workspace)
 
@@ -126,7 +175,8 @@ def train_baseline(
     if json_output:
         print_json(asdict(result))
         return
-    console().print(f"test_accuracy {result.metrics['test_accuracy']:.4f}")
+    what = result.metrics.get("episode", "")
+    console().print(f"test_accuracy {result.metrics['test_accuracy']:.4f} {what}".rstrip())
     for key in ("curves", "confusion", "model", "metrics"):
         console().print(
             f"{key}: {result.files[key]}", markup=False, highlight=False, soft_wrap=True
@@ -138,21 +188,94 @@ def train_baseline(
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run id (runs/RUN) or run folder.")],
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    ways: Annotated[
+        int | None, typer.Option("--ways", min=2, help="Few-shot: classes per episode.")
+    ] = None,
+    shots: Annotated[int, typer.Option("--shots", min=1, help="Few-shot: examples per class.")] = 1,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Few-shot: episodes.")] = 600,
+    queries: Annotated[
+        int, typer.Option("--queries", min=1, help="Few-shot: queries per class and episode.")
+    ] = 5,
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Few-shot: draw the ways from a,b,c only.")
+    ] = None,
+    open_set: Annotated[
+        bool, typer.Option("--open-set", help="Few-shot: also score unknown-class queries.")
+    ] = False,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Unknown beyond this distance.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Few-shot: episode seed.")] = 0,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Re-compute a run's metrics and confusion plot on a split of its export.
 
-    Example: `dataprep evaluate 20250101-120000-cnn-lstm --split val`
-    """
-    from dataprep.train.evaluate import evaluate_run
+    With --ways (embedding runs): mean accuracy over few-shot episodes with a 95% interval, next
+    to the same episodes on raw pixels (baseline_accuracy); --open-set adds the rates of unknown
+    queries rejected and known queries accepted at the calibrated threshold.
 
+    Example: `dataprep evaluate 20250101-120000-cnn-lstm --split val`,
+    `dataprep evaluate RUN --ways 5 --shots 1 --episodes 600`
+    """
+    from dataprep.train.evaluate import FewShotRequest, evaluate_run
+
+    request = None
+    if ways is not None:
+        names = tuple(c.strip() for c in (classes or "").split(",") if c.strip())
+        request = FewShotRequest(
+            ways=ways,
+            shots=shots,
+            episodes=episodes,
+            queries=queries,
+            classes=names,
+            open_set=open_set,
+            threshold=threshold,
+            seed=seed,
+        )
     with progress_bar(f"evaluate {split}", "examples") as update:
-        metrics = evaluate_run(_workspace_or_none(workspace), run, split=split, progress=update)
+        metrics = evaluate_run(
+            _workspace_or_none(workspace), run, split=split, fewshot=request, progress=update
+        )
     if json_output:
         print_json(metrics)
         return
+    if "ways" in metrics:
+        _print_fewshot(metrics)
+        return
     _print_metrics(metrics)
+
+
+def _print_fewshot(metrics: dict) -> None:
+    out = console()
+    low, high = metrics["ci95"]
+    base_low, base_high = metrics["baseline_ci95"]
+    out.print(
+        f"{metrics['split']} {metrics['ways']}-way {metrics['shots']}-shot accuracy "
+        f"{metrics['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}) over {metrics['episodes']} "
+        f"episodes; raw pixels {metrics['baseline_accuracy']:.4f} "
+        f"({base_low:.4f}-{base_high:.4f})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        "classes: " + ", ".join(metrics["classes"]), markup=False, highlight=False, soft_wrap=True
+    )
+    rates = metrics.get("open_set")
+    if rates:
+        rejected = rates["unknown_rejected"]
+        rejected = "-" if rejected is None else f"{rejected:.4f}"
+        out.print(
+            f"open set at threshold {rates['threshold']:.4f}: known accepted "
+            f"{rates['known_accepted']:.4f}, unknown rejected {rejected} "
+            f"({', '.join(rates['unknown_classes']) or 'no unknown classes'})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    for key, path in metrics.get("files", {}).items():
+        out.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -190,13 +313,18 @@ def predict(
     run: Annotated[str, typer.Argument(help="Run id (runs/RUN) or run folder.")],
     paths: Annotated[list[Path], typer.Argument(help="Videos or images (outside the workspace).")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes to show per item.")] = 3,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Embedding runs: unknown beyond this distance."),
+    ] = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Classify new videos and images the way the run's training data was prepared.
 
     Frames are sampled, resized, encoded and normalized as for the export; a video gets
-    probabilities per clip (or frame) and for the whole video (the mean).
+    probabilities per clip (or frame) and for the whole video (the mean). An embedding run
+    answers with the nearest enrolled class (its gallery), or "unknown" beyond the threshold.
 
     Example: `dataprep predict RUN new/clip.mp4 --top-k 2`
     """
@@ -204,13 +332,28 @@ def predict(
 
     with progress_bar("predict", "files") as update:
         results = predict_paths(
-            _workspace_or_none(workspace), run, paths, top_k=top_k, progress=update
+            _workspace_or_none(workspace),
+            run,
+            paths,
+            top_k=top_k,
+            threshold=threshold,
+            progress=update,
         )
     if json_output:
         print_json(results)
         return
     out = console()
     for item in results:
+        if "distance" in item:  # an embedding run's gallery answer
+            top = ", ".join(f"{name} {d:.3f}" for name, d in item["top_k"])
+            out.print(
+                f"{item['path']}: {item['prediction']} (distance {item['distance']:.3f}, "
+                f"threshold {item['threshold']:.3f}; nearest: {top})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
         top = ", ".join(f"{name} {p:.3f}" for name, p in item["top_k"])
         out.print(
             f"{item['path']}: {top}  ({len(item['clips'])} {item['unit']}"
@@ -231,6 +374,9 @@ def predict(
 
 
 def register(app: typer.Typer) -> None:
+    from dataprep.cli.enroll_cmd import enroll
+
     app.command("train-baseline")(train_baseline)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
+    app.command("enroll")(enroll)

@@ -1,8 +1,10 @@
-"""A generated gesture set: a sprite moving left, right, up or down, where no frame tells the class.
+"""A generated gesture set: a sprite moving left, right, up or down (or along a diagonal), where no
+frame tells the class.
 
 Every video shows one sprite (a filled square, disc or cross of random size and bright colour) on
 a random dark background with pixel noise (optionally static distractor blobs). The sprite moves
-a constant 1..3 pixels per frame in the class's direction and wraps around the frame edges, so
+a constant 1..3 pixels per frame in the class's direction (both axes at once for the diagonals
+``up-left``, ``up-right``, ``down-left``, ``down-right``) and wraps around the frame edges, so
 its position in any one frame is uniform whatever the class: only the change of position between
 frames (motion) tells the class. A per-frame classifier is therefore at chance, and a model over
 the clip (``cnn-lstm``) can be near perfect.
@@ -20,7 +22,19 @@ from pathlib import Path
 import numpy as np
 
 GESTURE_CLASSES = ("left", "right", "up", "down")
-_DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+# The four diagonal motions: unseen classes for few-shot learning (enrolled, never trained on).
+DIAGONAL_CLASSES = ("up-left", "up-right", "down-left", "down-right")
+MOTION_CLASSES = GESTURE_CLASSES + DIAGONAL_CLASSES
+_DIRECTIONS = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
+    "up-left": (-1, -1),
+    "up-right": (1, -1),
+    "down-left": (-1, 1),
+    "down-right": (1, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -69,10 +83,10 @@ def gesture_frames(
     """The RGB uint8 frames of one gesture video of class ``label``.
 
     Raises:
-        ValueError: for a label not in :data:`GESTURE_CLASSES`.
+        ValueError: for a label not in :data:`MOTION_CLASSES`.
     """
     if label not in _DIRECTIONS:
-        raise ValueError(f"unknown gesture {label!r}; use one of {', '.join(GESTURE_CLASSES)}")
+        raise ValueError(f"unknown gesture {label!r}; use one of {', '.join(MOTION_CLASSES)}")
     size = spec.size
     dx, dy = _DIRECTIONS[label]
     speed = int(rng.integers(spec.speed_min, spec.speed_max + 1))
@@ -98,24 +112,35 @@ def gesture_frames(
     return frames
 
 
-def write_gesture_set(root: Path, spec: GestureSpec = GestureSpec()) -> dict[str, list[Path]]:
+def write_gesture_set(
+    root: Path, spec: GestureSpec = GestureSpec(), classes: tuple[str, ...] = GESTURE_CLASSES
+) -> dict[str, list[Path]]:
     """Writes ``spec.per_class`` videos per class into ``root/<class>/``; returns them by class.
 
-    Also writes ``root/gestures.json`` with the settings, so a set can be re-made exactly.
+    ``classes``: the motions (default the four axis directions; :data:`MOTION_CLASSES` adds the
+    diagonals). Also writes ``root/gestures.json`` with the settings, so a set can be re-made
+    exactly.
+
+    Raises:
+        ValueError: for a class not in :data:`MOTION_CLASSES`.
     """
     from dataprep.testing.media import write_video
 
+    unknown = [c for c in classes if c not in _DIRECTIONS]
+    if unknown:
+        raise ValueError(f"unknown gesture {unknown[0]!r}; use one of {', '.join(MOTION_CLASSES)}")
     root = Path(root)
     rng = np.random.default_rng(spec.seed)
     written: dict[str, list[Path]] = {}
-    for label in GESTURE_CLASSES:
+    for label in classes:
         written[label] = []
         for index in range(spec.per_class):
             frames = gesture_frames(label, rng, spec)
             path = root / label / f"{label}_{index:04d}.mp4"
             write_video(path, frames=frames, fps=spec.fps, crf=12)
             written[label].append(path)
-    (root / "gestures.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    settings = {**asdict(spec), "classes": list(classes)}
+    (root / "gestures.json").write_text(json.dumps(settings, indent=2) + "\n")
     return written
 
 
@@ -129,9 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=GestureSpec.size)
     parser.add_argument("--frames", type=int, default=GestureSpec.frames)
     parser.add_argument("--seed", type=int, default=GestureSpec.seed)
+    parser.add_argument(
+        "--diagonals", action="store_true", help="also the four diagonal motions (8 classes)"
+    )
     args = parser.parse_args(argv)
     spec = GestureSpec(per_class=args.per_class, size=args.size, frames=args.frames, seed=args.seed)
-    written = write_gesture_set(args.out, spec)
+    written = write_gesture_set(
+        args.out, spec, MOTION_CLASSES if args.diagonals else GESTURE_CLASSES
+    )
     print(f"wrote {sum(len(v) for v in written.values())} videos to {args.out}")
 
 

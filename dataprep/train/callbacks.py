@@ -35,8 +35,10 @@ class EpochReporter:
             def on_epoch_begin(self, epoch, logs=None):
                 self._start = time.perf_counter()
                 self._train_end = None
+                self._last_batch = None
 
             def on_train_batch_end(self, batch, logs=None):
+                self._last_batch = time.perf_counter()
                 if progress:
                     progress(batch + 1, batches)
 
@@ -45,9 +47,9 @@ class EpochReporter:
                     self._train_end = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
-                row = _epoch_row(
-                    epoch, logs, self._start, self._train_end, examples, frames_per_example
-                )
+                # without validation data (embedding models) training ends at the last batch
+                end = self._train_end or self._last_batch
+                row = _epoch_row(epoch, logs, self._start, end, examples, frames_per_example)
                 self.rows.append(row)
                 log(_epoch_line(row, epochs, frames_per_example))
 
@@ -74,11 +76,16 @@ def _epoch_row(epoch, logs, start, train_end, examples, frames_per_example) -> d
 def _epoch_line(row: dict[str, float], epochs: int, frames_per_example: int) -> str:
     nan = float("nan")
     clips = f" {row['clips_per_s']:.1f} clips/s" if frames_per_example > 1 else ""
+    if "val_fewshot_accuracy" in row:  # embedding models: no class accuracy, no val loss
+        scores = f"val_fewshot_accuracy {row['val_fewshot_accuracy']:.4f} "
+    else:
+        scores = (
+            f"accuracy {row.get('accuracy', nan):.4f} "
+            f"val_loss {row.get('val_loss', nan):.4f} "
+            f"val_accuracy {row.get('val_accuracy', nan):.4f} "
+        )
     return (
-        f"epoch {int(row['epoch'])}/{epochs}: loss {row.get('loss', nan):.4f} "
-        f"accuracy {row.get('accuracy', nan):.4f} "
-        f"val_loss {row.get('val_loss', nan):.4f} "
-        f"val_accuracy {row.get('val_accuracy', nan):.4f} "
+        f"epoch {int(row['epoch'])}/{epochs}: loss {row.get('loss', nan):.4f} {scores}"
         f"{row['seconds']:.1f}s {row['images_per_s']:.0f} images/s{clips}"
     )
 

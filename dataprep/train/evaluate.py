@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dataprep.errors import UsageError
+from dataprep.train.inputs import check_backend, run_over_split, split_meta
+from dataprep.train.models import is_embedding_model
+from dataprep.train.options import TrainSettings
 
 
 def find_run(workspace, run: str | Path) -> Path:
@@ -72,57 +76,39 @@ def predict_split(
     """Runs the model over a split in export order.
 
     Returns:
-        ``(labels [N], probabilities [N, classes], meta)``; ``meta`` holds one dict per example
-        with ``media_id`` and ``frame_index`` (frames) or ``start_frame`` (clips).
+        ``(labels [N], outputs [N, ...], meta)``: probabilities (classifiers) or embeddings;
+        ``meta`` holds one dict per example with ``media_id`` and ``start_frame`` (the frame
+        index for frames, the first frame for clips).
 
     Raises:
         CorruptShardError: naming the shard file and record when the export is damaged.
     """
-    from dataprep.data import naming_corrupt_shards
-    from dataprep.train.inputs import make_dataset
-    from dataprep.train.options import TrainSettings
+    export_dir = run_export_dir(config)
+    settings = TrainSettings.from_resolved(config["resolved"])
+    labels, outputs = run_over_split(
+        model,
+        export_dir,
+        split,
+        settings,
+        batch_size=batch_size or settings.batch_size,
+        progress=progress,
+    )
+    return labels, outputs, split_meta(export_dir, split)
 
+
+def run_export_dir(config: dict[str, Any]) -> Path:
+    """The folder of a run's export.
+
+    Raises:
+        UsageError: when it is gone.
+    """
     export_dir = Path(config["export"]["dir"])
     if not (export_dir / "dataset_info.json").is_file():
         raise UsageError(
             f"the run's export {export_dir} is gone (no dataset_info.json); export it again with "
             f"the same settings (fingerprints in config.json) to evaluate"
         )
-    settings = TrainSettings.from_resolved(config["resolved"])
-    batch = batch_size or settings.batch_size
-    dataset = make_dataset(export_dir, split, settings, training=False, batch_size=batch)
-    labels, probabilities = [], []
-    total = int(
-        json.loads((export_dir / "dataset_info.json").read_text())["splits"]
-        .get(split, {})
-        .get("examples", 0)
-    )
-    done = 0
-    with naming_corrupt_shards(export_dir, split):
-        for images, batch_labels in dataset:
-            probabilities.append(np.asarray(model(images, training=False), dtype=np.float32))
-            labels.append(np.asarray(batch_labels))
-            done += len(labels[-1])
-            if progress:
-                progress(done, total)
-    if not labels:
-        raise UsageError(f"split {split!r} of export {export_dir} has no examples")
-    meta = split_meta(export_dir, split)
-    return np.concatenate(labels), np.concatenate(probabilities), meta
-
-
-def split_meta(export_dir: Path, split: str) -> list[dict[str, Any]]:
-    """Per-example ``media_id`` and first frame of a split, in file order (the eval order)."""
-    from dataprep.data import iter_examples
-
-    return [
-        {
-            "media_id": ex.get("media_id"),
-            "start_frame": ex.get("start_frame", ex.get("frame_index")),
-            "copy_index": ex.get("copy_index", 0),
-        }
-        for ex in iter_examples(export_dir, split)
-    ]
+    return export_dir
 
 
 def evaluate_model(
@@ -137,10 +123,18 @@ def evaluate_model(
     """Computes a split's metrics with ``model`` and writes them with the confusion plot.
 
     The test split goes to ``metrics.json`` and ``confusion.png``; other splits to
-    ``metrics-<split>.json`` and ``confusion-<split>.png``.
+    ``metrics-<split>.json`` and ``confusion-<split>.png``. An embedding model gets few-shot
+    metrics instead (:func:`fewshot_summary`), without the plot.
     """
     from dataprep.train import reports
 
+    suffix = "" if split == "test" else f"-{split}"
+    if is_embedding_model(config["resolved"]["model"]):
+        metrics = fewshot_summary(model, run_dir, config, split, progress=progress)
+        if training is not None:
+            metrics["training"] = training
+        reports.write_json(Path(run_dir) / f"metrics{suffix}.json", metrics)
+        return metrics
     class_names = config["export"]["class_names"]
     labels, probabilities, meta = predict_split(model, config, split, progress=progress)
     metrics = reports.compute_metrics(labels, probabilities, class_names, split=split)
@@ -155,7 +149,6 @@ def evaluate_model(
             )
     if training is not None:
         metrics["training"] = training
-    suffix = "" if split == "test" else f"-{split}"
     reports.write_json(Path(run_dir) / f"metrics{suffix}.json", metrics)
     reports.plot_confusion(
         Path(run_dir) / f"confusion{suffix}.png",
@@ -166,37 +159,132 @@ def evaluate_model(
     return metrics
 
 
+def fewshot_summary(
+    model, run_dir: Path, config: dict[str, Any], split: str, *, progress=None
+) -> dict[str, Any]:
+    """An embedding run's metrics on a split: 1-shot episodes over up to 5 of its classes
+    (``accuracy`` and ``<split>_accuracy``), the raw-pixel floor, and the open-set rates at the
+    calibrated threshold when the split has classes outside the episodes."""
+    from dataprep.train import embedding, fewshot
+
+    export_dir = run_export_dir(config)
+    settings = TrainSettings.from_resolved(config["resolved"])
+    class_names = list(config["export"]["class_names"])
+    labels, _ = run_over_split(None, export_dir, split, settings, batch_size=64, pixels=True)
+    media = [row["media_id"] for row in split_meta(export_dir, split)]
+    eligible = fewshot.eligible_classes(labels, media, 1)
+    calibration = embedding.read_calibration(run_dir)
+    ways = min(5, len(eligible))
+    result = embedding.fewshot_metrics(
+        model,
+        export_dir,
+        settings,
+        class_names,
+        split=split,
+        ways=ways,
+        shots=1,
+        episodes=300,
+        open_set=bool(calibration) and len(set(labels.tolist())) > ways,
+        threshold=(calibration or {}).get("threshold"),
+        progress=progress,
+    )
+    return {
+        **result,
+        "run_id": config["run_id"],
+        "model": config["resolved"]["model"],
+        "export": config["export"]["name"],
+        "episode": f"{ways}-way 1-shot",
+        "examples": int(len(labels)),
+        f"{split}_accuracy": result["accuracy"],
+    }
+
+
+@dataclass(frozen=True)
+class FewShotRequest:
+    """``evaluate --ways N --shots K --episodes E [--classes ...] [--open-set]``."""
+
+    ways: int = 5
+    shots: int = 1
+    episodes: int = 600
+    queries: int = 5
+    classes: tuple[str, ...] = ()
+    open_set: bool = False
+    threshold: float | None = None
+    seed: int = 0
+
+
 def evaluate_run(
     workspace,
     run: str | Path,
     *,
     split: str = "test",
+    fewshot: FewShotRequest | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Re-computes a run's metrics and plots on ``split`` (train, val or test).
+    """Re-computes a run's metrics and plots on ``split`` (train, val or test), or, with
+    ``fewshot``, scores an embedding run on few-shot episodes of the split.
 
     Returns:
         The metrics dict (also written to the run folder), with ``files`` naming what was written.
 
     Raises:
-        UsageError: for an unknown split or a run whose export is gone.
+        UsageError: for an unknown split, a run whose export is gone, or few-shot episodes asked
+            of a classifier.
     """
     if split not in ("train", "val", "test"):
         raise UsageError(f"--split {split!r} is not known; use train, val or test")
-    from dataprep.train.inputs import check_backend
-
     check_backend("evaluate")
     run_dir = find_run(workspace, run)
     config = read_run_config(run_dir)
     model = load_run_model(run_dir)
+    if fewshot is not None:
+        return _evaluate_fewshot(model, run_dir, config, split, fewshot, progress)
     previous = _previous_training(run_dir) if split == "test" else None
     metrics = evaluate_model(model, run_dir, config, split, training=previous, progress=progress)
     suffix = "" if split == "test" else f"-{split}"
-    metrics["files"] = {
-        "metrics": str(run_dir / f"metrics{suffix}.json"),
-        "confusion": str(run_dir / f"confusion{suffix}.png"),
-    }
+    metrics["files"] = {"metrics": str(run_dir / f"metrics{suffix}.json")}
+    if not is_embedding_model(config["resolved"]["model"]):
+        metrics["files"]["confusion"] = str(run_dir / f"confusion{suffix}.png")
     return metrics
+
+
+def _evaluate_fewshot(model, run_dir, config, split, request: FewShotRequest, progress):
+    from dataprep.train import embedding, reports
+
+    if not is_embedding_model(config["resolved"]["model"]):
+        raise UsageError(
+            f"--ways/--shots score embedding runs; run {run_dir.name} is a "
+            f"{config['resolved']['model']} classifier (train --model siamese or siamese-lstm)"
+        )
+    threshold = request.threshold
+    if threshold is None:
+        threshold = (embedding.read_calibration(run_dir) or {}).get("threshold")
+    result = embedding.fewshot_metrics(
+        model,
+        run_export_dir(config),
+        TrainSettings.from_resolved(config["resolved"]),
+        list(config["export"]["class_names"]),
+        split=split,
+        ways=request.ways,
+        shots=request.shots,
+        episodes=request.episodes,
+        queries=request.queries,
+        classes=list(request.classes) or None,
+        open_set=request.open_set,
+        threshold=threshold,
+        seed=request.seed,
+        progress=progress,
+    )
+    result["run_id"] = config["run_id"]
+    name = f"fewshot-{split}-{request.ways}way-{request.shots}shot"
+    if request.classes:
+        name += "-" + "_".join(request.classes)
+    if request.open_set:
+        name += "-open"
+    path = run_dir / f"{name[:150]}.json"
+    reports.write_json(path, result)
+    result["files"] = {"fewshot": str(path)}
+    return result
 
 
 def _previous_training(run_dir: Path) -> dict[str, Any] | None:

@@ -7,8 +7,11 @@ split for a run's settings, and the backend check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dataprep.errors import UsageError
 
@@ -75,7 +78,7 @@ def make_dataset(export_dir: Path, split: str, settings: Any, *, training: bool,
         split,
         batch_size=batch_size,
         augment=settings.augment if training else None,
-        normalize=True,
+        normalize=getattr(settings, "normalize", True),
         shuffle=training,
         repeat=False,
         image_size=settings.image_size,
@@ -87,3 +90,59 @@ def make_dataset(export_dir: Path, split: str, settings: Any, *, training: bool,
     if settings.unit == "clip" and clip_len:
         dataset = dataset.map(lambda images, labels: (images[:, :clip_len], labels))
     return dataset
+
+
+def run_over_split(
+    model,
+    export_dir: Path,
+    split: str,
+    settings: Any,
+    *,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+    pixels: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs over a split in export order (``model`` None: no outputs).
+
+    Returns:
+        ``(labels [N], outputs [N, ...])``; with ``pixels`` the outputs are the loader's images
+        flattened (the raw-pixel features of the few-shot baseline).
+
+    Raises:
+        CorruptShardError: naming the shard file and record when the export is damaged.
+        UsageError: when the split has no examples.
+    """
+    from dataprep.data import naming_corrupt_shards, read_info
+
+    dataset = make_dataset(export_dir, split, settings, training=False, batch_size=batch_size)
+    labels, outputs = [], []
+    total = split_examples(read_info(export_dir), split)
+    done = 0
+    with naming_corrupt_shards(export_dir, split):
+        for images, batch_labels in dataset:
+            if pixels:
+                flat = np.asarray(images, dtype=np.float32).reshape(len(batch_labels), -1)
+                outputs.append(flat)
+            else:
+                outputs.append(np.asarray(model(images, training=False), dtype=np.float32))
+            labels.append(np.asarray(batch_labels))
+            done += len(labels[-1])
+            if progress:
+                progress(done, total)
+    if not labels:
+        raise UsageError(f"split {split!r} of export {export_dir} has no examples")
+    return np.concatenate(labels), np.concatenate(outputs)
+
+
+def split_meta(export_dir: Path, split: str) -> list[dict[str, Any]]:
+    """Per-example ``media_id`` and first frame of a split, in file order (the eval order)."""
+    from dataprep.data import iter_examples
+
+    return [
+        {
+            "media_id": ex.get("media_id"),
+            "start_frame": ex.get("start_frame", ex.get("frame_index")),
+            "copy_index": ex.get("copy_index", 0),
+        }
+        for ex in iter_examples(export_dir, split)
+    ]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dataprep.errors import UsageError
-from dataprep.train import evaluate, reports, rundir
+from dataprep.train import embedding, evaluate, reports, rundir, transfer
 from dataprep.train.callbacks import EpochReporter, standard_callbacks
 from dataprep.train.inputs import check_backend, make_dataset, resolve_export, split_examples
 from dataprep.train.models import build_model, compile_model
@@ -61,6 +61,7 @@ class _Run:
     log: Callable[[str], None]
     started: float
     progress: Callable[[int, int], None] | None = None
+    trunk_weights: list | None = None  # --init-from: the source run's trunk
 
     @property
     def global_batch(self) -> int:
@@ -68,7 +69,17 @@ class _Run:
 
     @property
     def train_examples(self) -> int:
-        return split_examples(self.info, "train")
+        """Training examples per epoch (embedding models: of the classes not excluded)."""
+        if not self.settings.embedding:
+            return split_examples(self.info, "train")
+        by_class = ((self.info.get("splits") or {}).get("train") or {}).get("by_class") or {}
+        kept = [c for c in by_class if c not in self.settings.exclude_classes]
+        return sum(int(by_class[c]) for c in kept) or split_examples(self.info, "train")
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """What chooses the best epoch: val few-shot accuracy (embeddings) or val loss."""
+        return ("val_fewshot_accuracy", "max") if self.settings.embedding else ("val_loss", "min")
 
 
 def train_baseline(
@@ -116,6 +127,10 @@ def train_baseline(
     # Deterministic element order costs input throughput; only worth it where the run is
     # bit-for-bit repeatable anyway (seeded, CPU op determinism on).
     settings = replace(settings, deterministic_data=setup.deterministic)
+    trunk_weights = None
+    if settings.init_from:
+        source_dir, trunk_weights = transfer.source_run(workspace, settings.init_from)
+        settings = replace(settings, init_from=str(source_dir))
     run_dir = rundir.new_run_dir(workspace, options.run_name, settings.model, runs_dir)
     run = _Run(
         workspace=workspace,
@@ -128,6 +143,7 @@ def train_baseline(
         log=log,
         started=started,
         progress=progress,
+        trunk_weights=trunk_weights,
     )
     try:
         return _train(run)
@@ -156,73 +172,147 @@ def _train(run: _Run) -> TrainResult:
 
 
 def _build(run: _Run, steps_per_epoch: int):
-    """The compiled model, built in the distribution strategy's scope; its summary is logged."""
+    """The model, built in the distribution strategy's scope (its trunk from ``--init-from``,
+    frozen with ``--freeze-trunk``) and compiled; its summary is logged."""
     settings = run.settings
-    num_classes = len(run.info["class_names"])
     with run.setup.strategy_object.scope():
         model = build_model(
-            settings.model, input_shape=settings.input_shape, num_classes=num_classes
-        )
-        compile_model(
-            model,
             settings.model,
-            lr=settings.lr,
-            steps_per_epoch=steps_per_epoch,
-            epochs=settings.epochs,
-            jit_compile=settings.xla,
-            top_k=5 if num_classes > 5 else None,
+            input_shape=settings.input_shape,
+            num_classes=len(run.info["class_names"]),
+            embedding_dim=settings.embedding_dim,
+            backbone=settings.backbone,
+            weights="none" if run.trunk_weights is not None else settings.weights,
         )
+        if run.trunk_weights is not None:
+            transfer.init_trunk(model, run.trunk_weights, settings.init_from)
+        transfer.set_trunk_trainable(model, not settings.freeze_trunk)
+        _compile(run, model, settings.lr, steps_per_epoch, settings.epochs)
     model.summary(print_fn=lambda line, *args, **kwargs: run.log(line), expand_nested=False)
     return model
 
 
+def _compile(run: _Run, model, lr: float, steps_per_epoch: int, epochs: int) -> None:
+    settings = run.settings
+    num_classes = len(run.info["class_names"])
+    compile_model(
+        model,
+        settings.model,
+        lr=lr,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        jit_compile=settings.xla,
+        top_k=5 if num_classes > 5 else None,
+        loss=settings.loss,
+        mining=settings.mining,
+        margin=settings.margin,
+    )
+
+
+def _phases(settings: TrainSettings) -> list[tuple[int, float, bool]]:
+    """``(epochs, learning rate, trunk trainable)`` of each training phase."""
+    phases = [(settings.epochs, settings.lr, not settings.freeze_trunk)]
+    if settings.fine_tune_epochs:
+        lr = settings.lr * transfer.FINE_TUNE_LR_FACTOR
+        phases.append((settings.fine_tune_epochs, lr, True))
+    return phases
+
+
 def _fit(run: _Run, model) -> list[dict[str, float]]:
-    """``fit`` on train, validating on val; returns one row per epoch."""
+    """``fit`` on train, validating on val, phase after phase; returns one row per epoch."""
     from dataprep.data import naming_corrupt_shards
 
     settings, batch = run.settings, run.global_batch
-    train_ds = make_dataset(run.export_dir, "train", settings, training=True, batch_size=batch)
-    val_ds = make_dataset(run.export_dir, "val", settings, training=False, batch_size=batch)
+    data = _training_data(run)
+    phases = _phases(settings)
+    total = sum(epochs for epochs, _, _ in phases)
     reporter = EpochReporter(
         run.log,
         run.train_examples,
         settings.frames_per_example,
-        settings.epochs,
+        total,
         progress=run.progress,
-        batches=-(-run.train_examples // batch),
+        batches=data["steps"] or -(-run.train_examples // batch),
     )
-    callbacks = [reporter, *standard_callbacks(run.run_dir, patience=settings.patience)]
+    monitor, mode = run.monitor
+    done = 0
     with warnings.catch_warnings(), naming_corrupt_shards(run.export_dir, "train", "val"):
         # A finite tf.data epoch is how we train; Keras' notes about it are noise here.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=settings.epochs,
-            callbacks=callbacks,
-            verbose=0,
+        # Made once: the checkpoint keeps the best epoch of all phases; early stopping starts
+        # afresh with each phase (Keras resets it when a fit begins).
+        callbacks = [*data["callbacks"], reporter]
+        callbacks += standard_callbacks(
+            run.run_dir, patience=settings.patience, monitor=monitor, mode=mode
         )
+        for index, (epochs, lr, trainable) in enumerate(phases):
+            if index:  # fine-tuning: the whole model at a lower rate
+                transfer.set_trunk_trainable(model, trainable)
+                _compile(run, model, lr, data["steps"] or run.train_examples // batch + 1, epochs)
+            model.fit(
+                data["train"],
+                validation_data=data["val"],
+                steps_per_epoch=data["steps"],
+                initial_epoch=done,
+                epochs=done + epochs,
+                callbacks=callbacks,
+                verbose=0,
+            )
+            done = len(reporter.rows)
+    if len(phases) > 1:  # the best epoch may be in an earlier phase: its checkpoint
+        model.load_weights(run.run_dir / rundir.RUN_FILES["checkpoint"])
     return reporter.rows
+
+
+def _training_data(run: _Run) -> dict[str, Any]:
+    """Training and validation inputs: the split's batches and val for the classifiers;
+    class-balanced batches and few-shot validation episodes for the embedding models."""
+    settings, batch = run.settings, run.global_batch
+    if not settings.embedding:
+        return {
+            "train": make_dataset(
+                run.export_dir, "train", settings, training=True, batch_size=batch
+            ),
+            "val": make_dataset(run.export_dir, "val", settings, training=False, batch_size=batch),
+            "steps": None,
+            "callbacks": [],
+        }
+    keep = embedding.kept_labels(list(run.info["class_names"]), settings)
+    return {
+        "train": embedding.balanced_batches(run.export_dir, settings, keep=keep, batch=batch),
+        "val": None,
+        "steps": max(1, run.train_examples // batch),
+        "callbacks": [embedding.FewShotValidation(run.export_dir, settings, keep, batch)],
+    }
+
+
+def _best_epoch(run: _Run, history) -> int:
+    monitor, mode = run.monitor
+    sign = 1.0 if mode == "min" else -1.0
+    values = [sign * row.get(monitor, sign * math.inf) for row in history]
+    return int(min(range(len(values)), key=values.__getitem__)) + 1
 
 
 def _finish(run: _Run, model, config: dict[str, Any], history) -> TrainResult:
     """Saves the model and history, evaluates on test and writes ``metrics.json``."""
     run_dir, settings = run.run_dir, run.settings
-    val_losses = [row.get("val_loss", math.inf) for row in history]
-    best_epoch = int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1
+    best_epoch = _best_epoch(run, history)
     model.save(run_dir / rundir.RUN_FILES["model"])
     title = f"{settings.model} on {run.info.get('name')} ({run_dir.name})"
     rundir.write_history(run_dir, history, title)
     seconds = time.perf_counter() - run.started
     training = rundir.training_summary(history, settings, best_epoch, seconds)
+    if settings.embedding:
+        embedding.calibrate(model, run_dir, run.export_dir, settings, run.info["class_names"])
     metrics = evaluate.evaluate_model(model, run_dir, config, "test", training=training)
     training["seconds"] = time.perf_counter() - run.started
     metrics["training"] = training
     reports.write_json(run_dir / rundir.RUN_FILES["metrics"], metrics)
     unit = "clips" if settings.frames_per_example > 1 else "examples"
+    what = "test accuracy" if not settings.embedding else f"test {metrics['episode']} accuracy"
     run.log(
-        f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['examples']} {unit} "
+        f"{what} {metrics['test_accuracy']:.4f} on {metrics['examples']} {unit} "
         f"(best epoch {best_epoch}); run folder {run_dir}"
     )
     return TrainResult(

@@ -25,8 +25,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-MODEL_NAMES = ("cnn", "cnn-bn", "cnn-lstm")
-CLIP_MODELS = ("cnn-lstm",)
+MODEL_NAMES = ("cnn", "cnn-bn", "cnn-lstm", "siamese", "siamese-lstm")
+CLIP_MODELS = ("cnn-lstm", "siamese-lstm")
+EMBEDDING_MODELS = ("siamese", "siamese-lstm")
+# The per-frame feature extractor of every model but the reference cnn (--init-from copies it).
+TRUNK_NAMES = ("cnn_bn_trunk", "backbone_trunk")
 
 
 @functools.cache
@@ -94,10 +97,22 @@ def _custom_layers() -> dict[str, Any]:
         def compute_output_shape(self, input_shape):
             return (*input_shape[:2], 2 * input_shape[2])
 
+    @keras.saving.register_keras_serializable(package="dataprep")
+    class L2Normalize(keras.layers.Layer):
+        """Scales each vector to unit length (float32): embeddings compared by distance."""
+
+        def call(self, x):
+            x = ops.cast(x, "float32")
+            return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
     return {
         "PaddedFrameMask": PaddedFrameMask,
         "SpatialSoftArgmax": SpatialSoftArgmax,
         "TemporalDeltas": TemporalDeltas,
+        "L2Normalize": L2Normalize,
     }
 
 
@@ -111,6 +126,11 @@ def is_clip_model(name: str) -> bool:
     return name in CLIP_MODELS
 
 
+def is_embedding_model(name: str) -> bool:
+    """True for models that output an L2-normalized embedding instead of class probabilities."""
+    return name in EMBEDDING_MODELS
+
+
 def build_model(
     name: str,
     *,
@@ -119,20 +139,30 @@ def build_model(
     augment_in_model: bool = True,
     dropout: float | None = None,
     lstm_units: int = 64,
+    embedding_dim: int = 64,
+    backbone: str = "none",
+    weights: str = "none",
 ):
     """Builds one of the reference models (not compiled).
 
     Args:
-        name: ``cnn``, ``cnn-bn`` or ``cnn-lstm``.
-        input_shape: ``(H, W, C)`` for frame models, ``(T, H, W, C)`` for ``cnn-lstm``.
-        num_classes: size of the softmax.
-        augment_in_model: ``cnn-bn`` only: random shift/rotation/zoom layers (active in training).
-        dropout: dropout rate (default 0.3 for ``cnn-bn``, 0.1 for ``cnn-lstm``, whose
-            per-frame positions are what it needs and too precious to drop often).
-        lstm_units: LSTM width of ``cnn-lstm``.
+        name: ``cnn``, ``cnn-bn``, ``cnn-lstm``, ``siamese`` or ``siamese-lstm``.
+        input_shape: ``(H, W, C)`` for frame models, ``(T, H, W, C)`` for clip models.
+        num_classes: size of the softmax (classifiers; ignored by embedding models).
+        augment_in_model: frame models but ``cnn``: random shift/rotation/zoom layers (active
+            in training).
+        dropout: dropout rate (default 0.3 for frame models, 0.1 for clip models, whose
+            per-frame positions are what they need and too precious to drop often).
+        lstm_units: LSTM width of the clip models.
+        embedding_dim: size of the L2-normalized embedding of ``siamese`` and ``siamese-lstm``.
+        backbone: ``none`` (the cnn-bn trunk) or a Keras Applications network
+            (``MobileNetV3Small``, ``EfficientNetB0``) as the per-frame trunk; it takes pixels
+            in 0..255 and applies its own preprocessing.
+        weights: the backbone's weights: ``imagenet``, ``none`` or a weights file.
 
     Raises:
         ValueError: for an unknown name or an input shape of the wrong rank.
+        UsageError: when backbone weights cannot be had.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
@@ -141,13 +171,22 @@ def build_model(
         raise ValueError(f"model {name} needs an input shape of rank {want}, got {input_shape}")
     if name == "cnn":
         return _reference_cnn(tuple(input_shape), num_classes)
+    frame_shape = tuple(input_shape[1:]) if is_clip_model(name) else tuple(input_shape)
+    if dropout is None:
+        dropout = 0.1 if is_clip_model(name) else 0.3
+    if backbone and backbone != "none":
+        from dataprep.train.backbones import build_backbone
+
+        trunk = build_backbone(backbone, frame_shape, weights)
+    else:
+        head = "keypoints" if is_clip_model(name) else "flatten"
+        trunk = bn_trunk(frame_shape, dropout, head=head)
+    if is_clip_model(name):
+        out = num_classes if name == "cnn-lstm" else None
+        return _cnn_lstm(tuple(input_shape), trunk, dropout, lstm_units, out, embedding_dim)
     if name == "cnn-bn":
-        return _cnn_bn(
-            tuple(input_shape), num_classes, augment_in_model, 0.3 if dropout is None else dropout
-        )
-    return _cnn_lstm(
-        tuple(input_shape), num_classes, 0.1 if dropout is None else dropout, lstm_units
-    )
+        return _cnn_bn(frame_shape, trunk, num_classes, augment_in_model, dropout)
+    return _siamese(frame_shape, trunk, embedding_dim, augment_in_model, dropout)
 
 
 def _reference_cnn(input_shape, num_classes):
@@ -217,17 +256,42 @@ def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", head
     return keras.Model(inputs, x, name=name)
 
 
-def _cnn_bn(input_shape, num_classes, augment_in_model, dropout):
-    import keras
+def _augmented(inputs, augment_in_model):
     from keras import layers
 
-    inputs = keras.Input(input_shape, name="image")
     x = inputs
     if augment_in_model:
         x = layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", name="aug_shift")(x)
         x = layers.RandomRotation(0.03, fill_mode="nearest", name="aug_rotate")(x)
         x = layers.RandomZoom(0.08, fill_mode="nearest", name="aug_zoom")(x)
-    x = bn_trunk(input_shape, dropout)(x)
+    return x
+
+
+def _embedding_head(x, embedding_dim):
+    from keras import layers
+
+    x = layers.Dense(embedding_dim, dtype="float32", name="embedding_fc")(x)
+    return _custom_layers()["L2Normalize"](dtype="float32", name="embedding")(x)
+
+
+def _siamese(input_shape, trunk, embedding_dim, augment_in_model, dropout):
+    """Frames to an L2-normalized embedding: the cnn-bn trunk (or a backbone), dropout, a linear
+    projection to ``embedding_dim``, unit length."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="image")
+    x = trunk(_augmented(inputs, augment_in_model))
+    x = layers.Dropout(dropout, name="drop_features")(x)
+    return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese")
+
+
+def _cnn_bn(input_shape, trunk, num_classes, augment_in_model, dropout):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="image")
+    x = trunk(_augmented(inputs, augment_in_model))
     x = layers.Dropout(dropout, name="drop_features")(x)
     x = layers.Dense(64, use_bias=False, name="fc")(x)
     x = layers.BatchNormalization(name="fc_bn")(x)
@@ -237,22 +301,35 @@ def _cnn_bn(input_shape, num_classes, augment_in_model, dropout):
     return keras.Model(inputs, outputs, name="cnn_bn")
 
 
-def _cnn_lstm(input_shape, num_classes, dropout, lstm_units):
+def _cnn_lstm(input_shape, trunk, dropout, lstm_units, num_classes, embedding_dim):
+    """The clip models: ``num_classes`` set gives ``cnn-lstm`` (softmax), None gives
+    ``siamese-lstm`` (the same encoder to an L2-normalized embedding)."""
     import keras
     from keras import layers
 
     mask_layer = _custom_layers()["PaddedFrameMask"]
     inputs = keras.Input(input_shape, name="clip")
     mask = mask_layer(name="frame_mask")(inputs)
-    trunk = bn_trunk(tuple(input_shape[1:]), dropout, head="keypoints")
     x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
     x = _custom_layers()["TemporalDeltas"](name="deltas")(x)
     x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
     x = layers.Dropout(dropout, name="drop_frames")(x)
     x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)
     x = layers.Dropout(dropout, name="drop_lstm")(x)
+    if num_classes is None:
+        return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese_lstm")
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_lstm")
+
+
+def find_trunk(model):
+    """The per-frame trunk sub-model of a built model (also inside ``TimeDistributed``), or None
+    (the reference ``cnn`` has none)."""
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # TimeDistributed wraps the trunk
+        if inner.name in TRUNK_NAMES:
+            return inner
+    return None
 
 
 def compile_model(
@@ -265,11 +342,17 @@ def compile_model(
     weight_decay: float = 1e-4,
     jit_compile: bool | str = "auto",
     top_k: int | None = None,
+    loss: str = "triplet",
+    mining: str = "semi-hard",
+    margin: float = 0.2,
 ) -> None:
     """Compiles ``model`` with the optimizer its recipe uses.
 
-    ``cnn`` uses plain Adam at a constant rate (the tutorial recipe). ``cnn-bn`` and ``cnn-lstm``
-    use AdamW (decoupled weight decay) with a cosine-decay schedule over the whole run.
+    ``cnn`` uses plain Adam at a constant rate (the tutorial recipe). The others use AdamW
+    (decoupled weight decay) with a cosine-decay schedule over the whole run. Embedding models
+    (``siamese``, ``siamese-lstm``) learn with a metric loss (``loss``: ``triplet`` with
+    ``mining`` ``semi-hard`` or ``hard`` in each batch, or ``contrastive``; ``margin``), see
+    :mod:`dataprep.train.losses`.
     """
     import keras
 
@@ -280,6 +363,13 @@ def compile_model(
             lr, decay_steps=max(1, steps_per_epoch * epochs), alpha=0.05
         )
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+    if is_embedding_model(name):
+        from dataprep.train.losses import metric_loss
+
+        model.compile(
+            optimizer=optimizer, loss=metric_loss(loss, mining, margin), jit_compile=jit_compile
+        )
+        return
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if top_k:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))

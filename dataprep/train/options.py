@@ -15,7 +15,7 @@ from typing import Any
 
 from dataprep.errors import UsageError
 from dataprep.train.inputs import split_examples
-from dataprep.train.models import is_clip_model
+from dataprep.train.models import is_clip_model, is_embedding_model
 
 CNN_MIN_SIDE = 32  # the reference cnn's valid convolutions and 3 poolings need 32 px
 # TrainOptions fields that are keys of [train] (validated together by config.effective).
@@ -28,7 +28,16 @@ CONFIG_KEYS = (
     "mixed_precision",
     "seed",
     "patience",
+    "loss",
+    "mining",
+    "margin",
+    "embedding_dim",
+    "per_class",
+    "backbone",
+    "weights",
+    "fine_tune_epochs",
 )
+EMBEDDING_KEYS = ("loss", "mining", "margin", "embedding_dim", "per_class", "exclude_classes")
 
 
 @dataclass
@@ -48,6 +57,19 @@ class TrainOptions:
     seed: int | None = None
     run_name: str | None = None
     patience: int | None = None
+    # embedding models (siamese, siamese-lstm)
+    loss: str | None = None
+    mining: str | None = None
+    margin: float | None = None
+    embedding_dim: int | None = None
+    per_class: int | None = None
+    exclude_classes: str | None = None  # "a,b,c": held out of training
+    # transfer learning
+    init_from: str | None = None
+    freeze_trunk: bool = False
+    fine_tune_epochs: int | None = None
+    backbone: str | None = None
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,27 @@ class TrainSettings:
     patience: int
     unit: str
     deterministic_data: bool | None = None
+    loss: str = "triplet"
+    mining: str = "semi-hard"
+    margin: float = 0.2
+    embedding_dim: int = 64
+    per_class: int = 4
+    exclude_classes: tuple[str, ...] = ()
+    init_from: str | None = None
+    freeze_trunk: bool = False
+    fine_tune_epochs: int = 0
+    backbone: str = "none"
+    weights: str = "none"
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the loader normalizes with the export's stats (a backbone preprocesses
+        pixels in 0..255 itself)."""
+        return self.backbone == "none"
+
+    @property
+    def embedding(self) -> bool:
+        return is_embedding_model(self.model)
 
     @property
     def frames_per_example(self) -> int:
@@ -90,7 +133,9 @@ class TrainSettings:
         """The settings stored in a run's ``config.json`` (``resolved``); unknown keys are
         ignored, so runs written by other versions still load."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in resolved.items() if key in known})
+        values = {key: value for key, value in resolved.items() if key in known}
+        values["exclude_classes"] = tuple(values.get("exclude_classes") or ())
+        return cls(**values)
 
 
 def _check_unit(model: str, info: dict[str, Any]) -> str:
@@ -158,8 +203,15 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
             f"more, or use --model cnn-bn"
         )
     _check_splits(info)
+    _check_embedding_options(options, values.model)
+    if options.freeze_trunk and not options.init_from and values.backbone == "none":
+        raise UsageError(
+            "--freeze-trunk keeps a trained trunk fixed; give --init-from RUN or a --backbone"
+        )
     # Outside a workspace an unset seed stays unset (no [train] seed to default to).
     seed = values.seed if workspace is not None or options.seed is not None else None
+    if values.model == "cnn" and values.backbone != "none":
+        raise UsageError("--backbone replaces the trunk of cnn-bn, cnn-lstm or the siamese models")
     return TrainSettings(
         model=values.model,
         epochs=values.epochs,
@@ -176,7 +228,45 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
         seed=seed,
         patience=values.patience,
         unit=unit,
+        loss=values.loss,
+        mining=values.mining,
+        margin=values.margin or (1.0 if values.loss == "contrastive" else 0.2),
+        embedding_dim=values.embedding_dim,
+        per_class=values.per_class,
+        exclude_classes=_excluded(options.exclude_classes, info),
+        init_from=options.init_from,
+        freeze_trunk=bool(options.freeze_trunk),
+        fine_tune_epochs=values.fine_tune_epochs,
+        backbone=values.backbone,
+        weights=values.weights if values.backbone != "none" else "none",
     )
+
+
+def _check_embedding_options(options: TrainOptions, model: str) -> None:
+    if is_embedding_model(model):
+        return
+    for key in EMBEDDING_KEYS:
+        if getattr(options, key) is not None:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"{flag} applies to the embedding models; use --model siamese or siamese-lstm, "
+                f"or leave {flag} out"
+            )
+
+
+def _excluded(text: str | None, info: dict[str, Any]) -> tuple[str, ...]:
+    """The classes of ``--exclude-classes a,b`` (each a class of the export)."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    known = list(info.get("class_names") or [])
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--exclude-classes: {unknown[0]!r} is not a class of export {info.get('name')!r} "
+            f"(classes: {', '.join(known)})"
+        )
+    if names and len(set(known) - set(names)) < 2:
+        raise UsageError("--exclude-classes leaves fewer than 2 classes to train on")
+    return tuple(names)
 
 
 def command_line(options: TrainOptions, settings: TrainSettings) -> str:
@@ -195,6 +285,20 @@ def command_line(options: TrainOptions, settings: TrainSettings) -> str:
         parts.append("--xla")
     if settings.seed is not None:
         parts += ["--seed", str(settings.seed)]
+    if settings.embedding:
+        parts += ["--loss", settings.loss, "--mining", settings.mining]
+        parts += ["--margin", repr(settings.margin), "--embedding-dim", str(settings.embedding_dim)]
+        parts += ["--per-class", str(settings.per_class)]
+        if settings.exclude_classes:
+            parts += ["--exclude-classes", ",".join(settings.exclude_classes)]
+    if settings.init_from:
+        parts += ["--init-from", settings.init_from]
+    if settings.freeze_trunk:
+        parts.append("--freeze-trunk")
+    if settings.fine_tune_epochs:
+        parts += ["--fine-tune-epochs", str(settings.fine_tune_epochs)]
+    if settings.backbone != "none":
+        parts += ["--backbone", settings.backbone, "--weights", settings.weights]
     return " ".join(parts)
 
 
@@ -216,5 +320,9 @@ def options_from_config(path: Path, run_name: str | None = None) -> TrainOptions
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: not a run's config.json ({exc})") from None
     saved["run_name"] = run_name
+    if not is_embedding_model(str(saved.get("model"))):
+        saved.update(dict.fromkeys(EMBEDDING_KEYS))
+    if isinstance(saved.get("exclude_classes"), list):
+        saved["exclude_classes"] = ",".join(saved["exclude_classes"])
     known = {f.name for f in fields(TrainOptions)}
     return TrainOptions(**{k: v for k, v in saved.items() if k in known})

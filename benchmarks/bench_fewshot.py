@@ -1,0 +1,387 @@
+"""Few-shot, open-set and transfer figures of issue 14, measured end to end through the pipeline.
+
+1. **Digits, unseen classes**: scikit-learn's digits (32x32 PNG) through ingest, frames, split
+   (50/10/40), stats and a frame export; ``siamese`` trained with ``--exclude-classes 5,6,7,8,9``;
+   5-way 1-shot and 5-shot episodes of the test split on the five unseen digits, next to the same
+   episodes scored by nearest prototype on raw pixels (``baseline_accuracy``, the floor).
+2. **Motion clips, unseen motions**: the gesture generator's eight motions (four axis directions,
+   four diagonals) as clips of 8 frames; ``siamese-lstm`` trained on the axis directions only;
+   4-way 5-shot episodes on the diagonals (test split), and the open set: with only the axis
+   directions enrolled, the diagonals' queries should be answered "unknown". The diagonals are
+   also enrolled with ``enroll`` from 5 videos each (train split) and their held-out test videos
+   predicted through the gallery.
+3. **Transfer**: digits 5-9 with about 10 labelled images per class: ``cnn-bn`` from scratch vs
+   ``--init-from`` a ``cnn-bn`` run on digits 0-4 (``--freeze-trunk --fine-tune-epochs``); test
+   accuracy per seed.
+
+Every figure is reported per seed with the mean and spread; ``python3 benchmarks/bench_fewshot.py
+--out benchmarks/results/fewshot.json`` writes them (``--quick``: a smoke run, figures
+meaningless). The runner (``benchmarks/run.py --only fewshot``) prints the summary rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import row  # noqa: E402
+
+BENCH = "fewshot"
+DIGITS_UNSEEN = ("5", "6", "7", "8", "9")
+
+
+def _prepare(ws, *, ratios, unit="frame", clip_len=8, name="export", sampling="all"):
+    from dataprep.export.dataset import export_dataset
+    from dataprep.frames import extract_frames
+    from dataprep.split import split_media
+    from dataprep.stats import compute_stats
+
+    extract_frames(ws, sampling=sampling, size="32", jobs=1)
+    split_media(ws, ratios=ratios, seed=0)
+    compute_stats(ws, jobs=1)
+    kwargs = {"clip_len": clip_len, "clip_stride": clip_len} if unit == "clip" else {}
+    export_dataset(ws, format="tfrecord", unit=unit, name=name, **kwargs)
+
+
+def digits_workspace(workdir: Path, digits: tuple[str, ...], ratios, limit=None):
+    """A workspace of the digits ``digits`` (class folders of the generated PNGs)."""
+    from dataprep.ingest import ingest
+    from dataprep.testing.digits import write_digits
+    from dataprep.workspace import init_workspace
+
+    raw = workdir / "raw"
+    if not raw.exists():
+        write_digits(raw, size=32, limit=limit)
+    ws = init_workspace(workdir / "ws", classes=list(digits))
+    ingest(ws, [raw / d for d in digits], label_from_dir=True, jobs=1)
+    _prepare(ws, ratios=ratios, name="digits")
+    return ws
+
+
+def gestures_workspace(workdir: Path, per_class: int):
+    """A workspace of the eight generated motions, exported as clips of 8 frames."""
+    from dataprep.ingest import ingest
+    from dataprep.testing.gestures import MOTION_CLASSES, GestureSpec, write_gesture_set
+    from dataprep.workspace import init_workspace
+
+    spec = GestureSpec(per_class=per_class, frames=16, size=32, seed=7)
+    write_gesture_set(workdir / "raw", spec, MOTION_CLASSES)
+    ws = init_workspace(workdir / "ws", classes=list(MOTION_CLASSES))
+    ingest(ws, [workdir / "raw"], label_from_dir=True, jobs=1)
+    _prepare(ws, ratios=[0.5, 0.15, 0.35], unit="clip", name="motions")
+    return ws
+
+
+def _train(ws, **options):
+    from dataprep.train.loop import TrainOptions, train_baseline
+
+    started = time.perf_counter()
+    result = train_baseline(ws, TrainOptions(**options), log=lambda line: None)
+    return result, time.perf_counter() - started
+
+
+def _fewshot(ws, run, **request):
+    from dataprep.train.evaluate import FewShotRequest, evaluate_run
+
+    return evaluate_run(ws, run, fewshot=FewShotRequest(**request))
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "values": values,
+        "mean": statistics.fmean(values),
+        "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def _episode_figures(result: dict) -> dict:
+    keep = ("accuracy", "ci95", "baseline_accuracy", "baseline_ci95", "episodes", "open_set")
+    return {k: result[k] for k in keep if k in result}
+
+
+def measure_digits(workdir: Path, seeds, epochs: int, episodes: int, limit=None) -> dict:
+    ws = digits_workspace(workdir, tuple(str(d) for d in range(10)), [0.5, 0.1, 0.4], limit)
+    per_seed = []
+    for seed in seeds:
+        run, seconds = _train(
+            ws,
+            export="digits",
+            model="siamese",
+            exclude_classes=",".join(DIGITS_UNSEEN),
+            epochs=epochs,
+            batch_size=40,
+            per_class=8,
+            lr=3e-3,
+            patience=epochs,
+            seed=seed,
+            run_name=f"digits-siamese-{seed}",
+        )
+        figures = {"seed": seed, "train_seconds": seconds, "best_epoch": run.best_epoch}
+        for shots in (1, 5):
+            result = _fewshot(
+                ws, run.run_id, ways=5, shots=shots, episodes=episodes, classes=DIGITS_UNSEEN
+            )
+            figures[f"{shots}-shot"] = _episode_figures(result)
+        per_seed.append(figures)
+    summary = {
+        f"{shots}-shot": {
+            "accuracy": _spread([s[f"{shots}-shot"]["accuracy"] for s in per_seed]),
+            "baseline_accuracy": _spread(
+                [s[f"{shots}-shot"]["baseline_accuracy"] for s in per_seed]
+            ),
+        }
+        for shots in (1, 5)
+    }
+    return {"per_seed": per_seed, "summary": summary, "epochs": epochs}
+
+
+def _gallery_accuracy(ws, run_id: str) -> dict:
+    """Enroll the diagonals from 5 train videos each; predict their test videos (and the axis
+    directions' test videos, which are not enrolled and should come back unknown)."""
+    from dataprep import manifests
+    from dataprep.testing.gestures import DIAGONAL_CLASSES, GESTURE_CLASSES
+    from dataprep.train.gallery import enroll
+    from dataprep.train.predict import predict_paths
+
+    media = manifests.load(ws, "media")[["media_id", "path", "label"]]
+    splits = manifests.load(ws, "splits")[["media_id", "split"]]
+    table = media.merge(splits, on="media_id").sort_values("path")
+    label_col = "label"
+    support = {
+        c: list(table[(table[label_col] == c) & (table.split == "train")].path[:5])
+        for c in DIAGONAL_CLASSES
+    }
+    started = time.perf_counter()
+    for label, paths in support.items():
+        enroll(ws, run_id, [Path(p) for p in paths], label=label)
+    enroll_seconds = time.perf_counter() - started
+    test = table[table.split == "test"]
+    known = test[test[label_col].isin(DIAGONAL_CLASSES)]
+    unknown = test[test[label_col].isin(GESTURE_CLASSES)]
+    right = [
+        r["prediction"] == c
+        for r, c in zip(
+            predict_paths(ws, run_id, [Path(p) for p in known.path]), known[label_col], strict=True
+        )
+    ]
+    rejected = [
+        r["prediction"] == "unknown"
+        for r in predict_paths(ws, run_id, [Path(p) for p in unknown.path])
+    ]
+    return {
+        "enrolled_videos_per_class": 5,
+        "enroll_seconds": enroll_seconds,
+        "enrolled_test_videos": len(right),
+        "enrolled_accuracy": sum(right) / len(right),
+        "not_enrolled_test_videos": len(rejected),
+        "not_enrolled_answered_unknown": sum(rejected) / len(rejected),
+    }
+
+
+def measure_gestures(workdir: Path, seeds, per_class: int, epochs: int, episodes: int) -> dict:
+    from dataprep.testing.gestures import DIAGONAL_CLASSES, GESTURE_CLASSES
+
+    ws = gestures_workspace(workdir, per_class)
+    per_seed = []
+    for seed in seeds:
+        run, seconds = _train(
+            ws,
+            export="motions",
+            model="siamese-lstm",
+            exclude_classes=",".join(DIAGONAL_CLASSES),
+            epochs=epochs,
+            batch_size=32,
+            per_class=8,
+            lr=3e-3,
+            patience=epochs,
+            seed=seed,
+            run_name=f"motions-siamese-lstm-{seed}",
+        )
+        figures = {"seed": seed, "train_seconds": seconds, "best_epoch": run.best_epoch}
+        unseen = _fewshot(
+            ws, run.run_id, ways=4, shots=5, episodes=episodes, classes=DIAGONAL_CLASSES
+        )
+        figures["diagonals_4way_5shot"] = _episode_figures(unseen)
+        open_set = _fewshot(
+            ws,
+            run.run_id,
+            ways=4,
+            shots=5,
+            episodes=episodes,
+            classes=GESTURE_CLASSES,
+            open_set=True,
+        )
+        figures["open_set_axis_enrolled"] = _episode_figures(open_set)
+        figures["gallery"] = _gallery_accuracy(ws, run.run_id)
+        per_seed.append(figures)
+    pick = lambda key, field: _spread([s[key][field] for s in per_seed])  # noqa: E731
+    rates = [s["open_set_axis_enrolled"]["open_set"] for s in per_seed]
+    summary = {
+        "diagonals_4way_5shot": pick("diagonals_4way_5shot", "accuracy"),
+        "diagonals_baseline": pick("diagonals_4way_5shot", "baseline_accuracy"),
+        "unknown_rejected": _spread([r["unknown_rejected"] for r in rates]),
+        "known_accepted": _spread([r["known_accepted"] for r in rates]),
+        "gallery_enrolled_accuracy": pick("gallery", "enrolled_accuracy"),
+        "gallery_not_enrolled_unknown": pick("gallery", "not_enrolled_answered_unknown"),
+    }
+    return {"per_seed": per_seed, "summary": summary, "epochs": epochs, "per_class": per_class}
+
+
+def measure_transfer(workdir: Path, seeds, epochs: int, limit=None) -> dict:
+    source = digits_workspace(workdir / "source", tuple("01234"), [0.8, 0.1, 0.1], limit)
+    target = digits_workspace(workdir / "target", DIGITS_UNSEEN, [0.056, 0.056, 0.888], limit)
+    info = json.loads((target.exports_dir / "digits" / "dataset_info.json").read_text())
+    base, _ = _train(
+        source,
+        export="digits",
+        model="cnn-bn",
+        epochs=epochs,
+        lr=3e-3,
+        patience=epochs,
+        seed=0,
+        run_name="digits-0-4",
+    )
+    common = {"export": "digits", "model": "cnn-bn", "lr": 3e-3, "batch_size": 16}
+    per_seed = []
+    for seed in seeds:
+        scratch, _ = _train(
+            target, **common, epochs=3 * epochs, patience=10, seed=seed, run_name=f"scratch-{seed}"
+        )
+        transfer, _ = _train(
+            target,
+            **common,
+            epochs=epochs,
+            fine_tune_epochs=2 * epochs,
+            init_from=str(base.run_dir),
+            freeze_trunk=True,
+            patience=10,
+            seed=seed,
+            run_name=f"transfer-{seed}",
+        )
+        per_seed.append(
+            {
+                "seed": seed,
+                "scratch_test_accuracy": scratch.metrics["test_accuracy"],
+                "transfer_test_accuracy": transfer.metrics["test_accuracy"],
+            }
+        )
+    gains = [s["transfer_test_accuracy"] - s["scratch_test_accuracy"] for s in per_seed]
+    return {
+        "train_examples_per_class": info["splits"]["train"]["by_class"],
+        "test_examples": info["splits"]["test"]["examples"],
+        "source_run_test_accuracy": base.metrics["test_accuracy"],
+        "per_seed": per_seed,
+        "summary": {
+            "scratch": _spread([s["scratch_test_accuracy"] for s in per_seed]),
+            "transfer": _spread([s["transfer_test_accuracy"] for s in per_seed]),
+            "gain_points": _spread([100 * g for g in gains]),
+        },
+    }
+
+
+def measure(workdir: Path, quick: bool, parts=("digits", "gestures", "transfer")) -> dict:
+    seeds = (0,) if quick else (0, 1, 2)
+    out: dict = {}
+    if "digits" in parts:
+        out["digits"] = measure_digits(
+            workdir / "digits",
+            seeds,
+            epochs=2 if quick else 15,
+            episodes=50 if quick else 600,
+            limit=300 if quick else None,
+        )
+    if "gestures" in parts:
+        out["gestures"] = measure_gestures(
+            workdir / "gestures",
+            seeds,
+            per_class=10 if quick else 60,
+            epochs=2 if quick else 40,
+            episodes=50 if quick else 600,
+        )
+    if "transfer" in parts:
+        out["transfer"] = measure_transfer(
+            workdir / "transfer", seeds, epochs=2 if quick else 10, limit=400 if quick else None
+        )
+    return out
+
+
+def run(workdir: Path, quick: bool) -> list[dict]:
+    """The runner's rows: each few-shot figure with its raw-pixel floor as the peer."""
+    figures = measure(Path(workdir), quick)
+    rows = []
+    for shots in (1, 5):
+        fig = figures["digits"]["summary"][f"{shots}-shot"]
+        model, floor = fig["accuracy"]["mean"], fig["baseline_accuracy"]["mean"]
+        rows.append(
+            row(
+                BENCH,
+                f"digits unseen 5-way {shots}-shot",
+                model,
+                "accuracy",
+                limit="raw pixels",
+                limit_value=floor,
+                ratio=model / floor,
+                notes=f"mean of {len(fig['accuracy']['values'])} seeds",
+            )  # fmt: skip
+        )
+    fig = figures["gestures"]["summary"]
+    rows.append(
+        row(
+            BENCH,
+            "diagonals 4-way 5-shot",
+            fig["diagonals_4way_5shot"]["mean"],
+            "accuracy",
+            limit="raw pixels",
+            limit_value=fig["diagonals_baseline"]["mean"],
+        )  # fmt: skip
+    )
+    fig = figures["transfer"]["summary"]
+    rows.append(
+        row(
+            BENCH,
+            "transfer digits 5-9 (10/class)",
+            fig["transfer"]["mean"],
+            "accuracy",
+            limit="from scratch",
+            limit_value=fig["scratch"]["mean"],
+            ratio=fig["transfer"]["mean"] / fig["scratch"]["mean"],
+        )  # fmt: skip
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run (figures meaningless)")
+    parser.add_argument("--only", default="digits,gestures,transfer")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fewshot.json"))
+    parser.add_argument("--workdir", type=Path, help="keep the workspaces here (default: temp)")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dataprep-fewshot-"))
+    started = time.perf_counter()
+    try:
+        figures = measure(workdir, args.quick, tuple(args.only.split(",")))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    figures["seconds"] = time.perf_counter() - started
+    figures["quick"] = args.quick
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v.get("summary") for k, v in figures.items() if isinstance(v, dict)},
+                     indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
