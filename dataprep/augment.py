@@ -21,7 +21,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 from dataprep import manifests
 from dataprep.augment_check import check_transform, first_line, raise_on_ignored_arguments
 from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
-from dataprep.stage import StageRun, run_stage
+from dataprep.stage import StageReport, StageRun, run_stage
 from dataprep.workspace import Workspace
 
 PRESETS = ("light", "medium", "heavy")
@@ -166,7 +166,7 @@ def augmented_name(frame_index: int, copy_index: int, extension: str) -> str:
 
 
 @dataclass
-class AugmentReport:
+class AugmentReport(StageReport):
     """What one ``augment_frames`` run did."""
 
     pipeline: str = ""
@@ -179,15 +179,6 @@ class AugmentReport:
     seconds: float = 0.0
     rows: int = 0  # augmented rows in the manifest after the run
     failed: list[dict[str, Any]] = field(default_factory=list)  # media_id, error
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["seconds"] = round(self.seconds, 3)
-        return data
 
 
 @dataclass(frozen=True)

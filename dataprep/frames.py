@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from dataprep.errors import DiskError, ManifestError, UsageError, os_error_messa
 from dataprep.frame_settings import FrameSettings, resolve_settings
 from dataprep.frames_worker import TMP_PREFIX, run_jobs
 from dataprep.sampling import expected_count
-from dataprep.stage import StageRun, run_stage
+from dataprep.stage import StageReport, StageRun, run_stage
 from dataprep.workspace import Workspace
 
 __all__ = [
@@ -58,7 +58,7 @@ TRASH_PREFIX = ".old-"
 
 
 @dataclass
-class FramesReport:
+class FramesReport(StageReport):
     """What one ``extract_frames`` run did."""
 
     fingerprint: str = ""
@@ -72,13 +72,8 @@ class FramesReport:
     skipped_media_errors: int = 0  # media that ingest already marked as errors
     seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["seconds"] = round(self.seconds, 3)
+        data = super().to_dict()
         data["frames_per_second"] = (
             round(self.frames_written / self.seconds, 1) if self.seconds else None
         )
@@ -117,20 +112,13 @@ def load_records(workspace: Workspace) -> dict[str, dict[str, Any]]:
 def extract_frames(
     workspace: Workspace,
     *,
-    sampling: str | None = None,
-    fps: float | None = None,
-    every: int | None = None,
-    count: int | None = None,
-    size: str | None = None,
-    resize: str | None = None,
-    format: str | None = None,  # noqa: A002 - the option's name
-    quality: int | None = None,
     jobs: int | None = None,
     overwrite: bool = False,
     keep_partial: bool = False,
     media_ids: list[str] | None = None,
     on_error: str = "skip",
     progress: ProgressFn | None = None,
+    **options: Any,
 ) -> FramesReport:
     """Extracts frames of every ingested media (see the module docstring).
 
@@ -138,9 +126,11 @@ def extract_frames(
 
     Args:
         workspace: the workspace.
-        sampling, fps, every, count: which frames (see :func:`dataprep.sampling.select_frames`).
-        size, resize: output size (see :func:`dataprep.imageops.parse_size_spec`).
-        format, quality: jpg, png or webp, and 1..100.
+        options: the frame settings, by the keywords of
+            :func:`dataprep.frame_settings.resolve_settings`: ``sampling``, ``fps``, ``every``,
+            ``count`` (which frames, see :func:`dataprep.sampling.select_frames`); ``size``,
+            ``resize`` (output size, see :func:`dataprep.imageops.parse_size_spec`); ``format``,
+            ``quality`` (jpg, png or webp, and 1..100).
         jobs: media decoded in parallel (default: all cores).
         overwrite: replace frames made with other settings (they are refused otherwise).
         keep_partial: keep the frames decoded before a damaged part of a video.
@@ -156,17 +146,7 @@ def extract_frames(
         DiskError: a file could not be written (disk full...); a rerun resumes.
     """
     started = time.monotonic()
-    settings = resolve_settings(
-        workspace,
-        sampling=sampling,
-        fps=fps,
-        every=every,
-        count=count,
-        size=size,
-        resize=resize,
-        format=format,
-        quality=quality,
-    )
+    settings = resolve_settings(workspace, **options)
     report = FramesReport(fingerprint=settings.fingerprint, settings=settings.label())
     with run_stage(workspace, "frames", on_error=on_error) as run:
         try:

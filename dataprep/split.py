@@ -212,30 +212,24 @@ def split_media(
         ManifestError: when there is no media manifest.
     """
     started = time.monotonic()
-    config = workspace.config.split
     recorded = {} if reset else _recorded_settings(workspace)
-    defaults = {
-        "ratios": config.ratios,
-        "group_by": config.group_by,
-        "stratify": config.stratify,
-        "seed": config.seed,
-        **recorded,
-    }
+    config = workspace.config.split
+    defaults = {k: getattr(config, k) for k in ("ratios", "group_by", "stratify", "seed")}
     given_group_by = group_by
     settings = split_settings(
-        workspace, defaults, ratios=ratios, group_by=group_by or None, stratify=stratify, seed=seed
+        workspace,
+        {**defaults, **recorded},
+        ratios=ratios,
+        group_by=group_by or None,
+        stratify=stratify,
+        seed=seed,
     )
     ratios, group_by, stratify, seed = (
         settings[k] for k in ("ratios", "group_by", "stratify", "seed")
     )
 
     with workspace.lock():
-        media = manifests.load(workspace, "media")
-        media = media[media["status"] == "ok"].reset_index(drop=True)
-        if not len(media):
-            raise ManifestError(
-                f"{workspace.manifest_path('media')}: no readable media; run `dataprep ingest`"
-            )
+        media = _ok_media(workspace)
         labels = manifests.load(workspace, "labels", missing_ok=True)
         media_labels = resolve_media_labels(media, labels)
         if group_by == "near-duplicates":  # clusters of dataprep.audit (docs/audit.md)
@@ -247,17 +241,8 @@ def split_media(
                 media, group_by, _where(workspace, "group_by", given_group_by, recorded)
             )
         previous = _previous(workspace, settings, key_of, reset)
-
         media_class = {m: media_labels[m].dominant() for m in media["media_id"]}
-        members: dict[str, list[str]] = {}
-        for media_id in sorted(key_of):
-            members.setdefault(key_of[media_id], []).append(media_id)
-        group_class = {}
-        for key, ids in members.items():
-            votes = Counter(media_class[m] for m in ids if media_class[m] is not None)
-            group_class[key] = (
-                min(c for c, n in votes.items() if n == max(votes.values())) if votes else None
-            )
+        members, group_class = _groups(key_of, media_class)
         assigned = assign_groups(
             group_class,
             ratios,
@@ -270,41 +255,84 @@ def split_media(
             {"media_id": m, "group_key": key_of[m], "split": assigned[key_of[m]]}
             for m in sorted(key_of)
         ]
-        manifests.save(workspace, "splits", manifests.from_records("splits", rows))
-        # the settings, tied to the bytes of the manifest they made (a run killed between the
-        # two writes leaves a mismatch, which asks for --reset instead of guessing)
-        state = {
-            "settings": settings,
-            "splits_fingerprint": file_fingerprint(workspace.manifest_path("splits")),
-        }
-        atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
-        record_stage(
-            workspace,
-            "split",
-            settings=settings,
-            counts={
-                "media": len(rows),
-                "groups": len(assigned),
-                **{f"{s}_media": sum(r["split"] == s for r in rows) for s in SPLITS},
-            },
-        )
+        _save(workspace, settings, rows, assigned)
 
     report = SplitReport(
         settings=settings,
-        media=dict(Counter(r["split"] for r in rows)),
-        groups=dict(Counter(assigned.values())),
+        media=_every_split(Counter(r["split"] for r in rows)),
+        groups=_every_split(Counter(assigned.values())),
         by_class=_class_counts(rows, media_class),
         frames_by_class=_frame_counts(workspace, media, media_labels, assigned, key_of),
         kept=len([k for k in assigned if k in previous]),
         placed=len([k for k in assigned if k not in previous]),
         path=str(workspace.manifest_path("splits")),
     )
-    for split in SPLITS:
-        report.media.setdefault(split, 0)
-        report.groups.setdefault(split, 0)
     report.warnings = _missing_classes(workspace, report, ratios)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _every_split(counts: Counter) -> dict[str, int]:
+    """``counts`` as a dict with every split (0 where none)."""
+    result = dict(counts)
+    for split in SPLITS:
+        result.setdefault(split, 0)
+    return result
+
+
+def _ok_media(workspace: Workspace):
+    """The ok rows of media.parquet.
+
+    Raises:
+        ManifestError: when there are none.
+    """
+    media = manifests.load(workspace, "media")
+    media = media[media["status"] == "ok"].reset_index(drop=True)
+    if not len(media):
+        raise ManifestError(
+            f"{workspace.manifest_path('media')}: no readable media; run `dataprep ingest`"
+        )
+    return media
+
+
+def _groups(
+    key_of: dict[str, str], media_class: dict[str, str | None]
+) -> tuple[dict[str, list[str]], dict[str, str | None]]:
+    """Each group's media, and its class: the most common class of its media (ties: the
+    smallest name; None when none of them has a class)."""
+    members: dict[str, list[str]] = {}
+    for media_id in sorted(key_of):
+        members.setdefault(key_of[media_id], []).append(media_id)
+    group_class = {}
+    for key, ids in members.items():
+        votes = Counter(media_class[m] for m in ids if media_class[m] is not None)
+        group_class[key] = (
+            min(c for c, n in votes.items() if n == max(votes.values())) if votes else None
+        )
+    return members, group_class
+
+
+def _save(workspace: Workspace, settings: dict, rows: list[dict], assigned: dict[str, str]) -> None:
+    """Writes splits.parquet, then the settings, then the stage record (the caller holds the
+    lock)."""
+    manifests.save(workspace, "splits", manifests.from_records("splits", rows))
+    # the settings, tied to the bytes of the manifest they made (a run killed between the
+    # two writes leaves a mismatch, which asks for --reset instead of guessing)
+    state = {
+        "settings": settings,
+        "splits_fingerprint": file_fingerprint(workspace.manifest_path("splits")),
+    }
+    atomic_write_text(workspace.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+    record_stage(
+        workspace,
+        "split",
+        settings=settings,
+        counts={
+            "media": len(rows),
+            "groups": len(assigned),
+            **{f"{s}_media": sum(r["split"] == s for r in rows) for s in SPLITS},
+        },
+    )
 
 
 def _where(workspace: Workspace, key: str, given: Any, recorded: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from dataprep.atomic import atomic_write_text
@@ -58,6 +58,20 @@ def check_on_error(value: str) -> OnError:
     if value not in ON_ERROR_CHOICES:
         raise UsageError(f"--on-error {value!r} is not allowed; use fail or skip")
     return value  # type: ignore[return-value]
+
+
+class StageReport:
+    """Shared by the reports of stages with per-media failures (a dataclass with ``failed`` and
+    ``seconds`` fields): ``ok`` when nothing failed; ``to_dict`` with the seconds rounded."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload] - subclasses are dataclasses
+        data["seconds"] = round(self.seconds, 3)
+        return data
 
 
 @dataclass

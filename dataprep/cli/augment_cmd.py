@@ -16,10 +16,10 @@ from dataprep.cli.common import (
     console,
     handle_errors,
     open_ws,
+    print_failed,
     print_json,
 )
-from dataprep.cli.progress import progress_bar
-from dataprep.errors import EXIT_OK, EXIT_PARTIAL
+from dataprep.cli.progress import run_and_report
 
 PipelineOpt = Annotated[
     str | None,
@@ -56,23 +56,20 @@ def augment(
     """
     from dataprep.augment import augment_frames
 
-    ws = open_ws(workspace)
-    with progress_bar("augment", "images") as update:
-        report = augment_frames(
-            ws,
-            pipeline=pipeline,
-            copies=copies,
-            seed=seed,
-            jobs=jobs,
-            overwrite=overwrite,
-            on_error=on_error,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        _print_summary(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    run_and_report(
+        "augment",
+        "images",
+        augment_frames,
+        open_ws(workspace),
+        json_output=json_output,
+        summary=_print_summary,
+        pipeline=pipeline,
+        copies=copies,
+        seed=seed,
+        jobs=jobs,
+        overwrite=overwrite,
+        on_error=on_error,
+    )
 
 
 def _print_summary(report) -> None:
@@ -82,8 +79,7 @@ def _print_summary(report) -> None:
         f"{report.written} images ({rate:,.1f}/s), kept {report.kept}, removed {report.removed}; "
         f"{report.rows} augmented rows in the manifest"
     )
-    for failure in report.failed:
-        console().print(f"[red]failed:[/] {failure['media_id']}: {failure['error']}")
+    print_failed(report.failed)
 
 
 @handle_errors

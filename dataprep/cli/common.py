@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +75,20 @@ def err_console():
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def mean_std_text(stats: dict) -> str:
+    """``mean RGB [..], std RGB [..]`` of a stats result (4 decimals, on the 0-1 scale)."""
+    mean = ", ".join(f"{v:.4f}" for v in stats["mean"])
+    std = ", ".join(f"{v:.4f}" for v in stats["std"])
+    return f"mean RGB [{mean}], std RGB [{std}]"
+
+
+def print_failed(failures: list[dict], detail: Callable[[dict], str] = lambda f: "") -> None:
+    """One red ``failed:`` line per failed media of a stage report (``media_id``, ``error``)."""
+    for failure in failures:
+        line = f"{failure['media_id']}: {failure['error']}{detail(failure)}"
+        console().print(f"[red]failed:[/] {line}")
 
 
 def fail(message: str, code: int = errors.EXIT_FAILED) -> typer.Exit:

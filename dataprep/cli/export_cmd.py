@@ -13,10 +13,8 @@ from dataprep.cli.common import (
     console,
     handle_errors,
     open_ws,
-    print_json,
 )
-from dataprep.cli.progress import progress_bar
-from dataprep.errors import EXIT_PARTIAL
+from dataprep.cli.progress import run_and_report
 
 
 @handle_errors
@@ -62,28 +60,25 @@ def export(
     """
     from dataprep.export.dataset import export_dataset
 
-    ws = open_ws(workspace)
-    with progress_bar("export", "examples") as update:
-        report = export_dataset(
-            ws,
-            format=format,
-            unit=unit,
-            clip_len=clip_len,
-            clip_stride=clip_stride,
-            shard_size=shard_size,
-            compression=compression,
-            name=name,
-            unlabelled=unlabelled,
-            overwrite=overwrite,
-            on_error=on_error,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        _print_report(report)
-    if report.failed:  # --on-error skip left examples out
-        raise typer.Exit(EXIT_PARTIAL)
+    run_and_report(
+        "export",
+        "examples",
+        export_dataset,
+        open_ws(workspace),
+        json_output=json_output,
+        summary=_print_report,
+        ok=lambda report: not report.failed,  # --on-error skip left examples out
+        format=format,
+        unit=unit,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        shard_size=shard_size,
+        compression=compression,
+        name=name,
+        unlabelled=unlabelled,
+        overwrite=overwrite,
+        on_error=on_error,
+    )
 
 
 def _print_report(report) -> None:

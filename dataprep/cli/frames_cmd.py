@@ -15,10 +15,10 @@ from dataprep.cli.common import (
     console,
     handle_errors,
     open_ws,
-    print_json,
+    print_failed,
 )
-from dataprep.cli.progress import progress_bar
-from dataprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from dataprep.cli.progress import run_and_report
+from dataprep.errors import UsageError
 
 
 @handle_errors
@@ -67,42 +67,43 @@ def frames(
     """
     from dataprep.frames import extract_frames
 
-    modes = [
-        name
-        for name, on in (
-            ("fps", fps is not None),
-            ("every", every is not None),
-            ("count", count is not None),
-            ("keyframes", keyframes),
-            ("all", all_frames),
-        )
-        if on
-    ]
+    sampling = _sampling(fps, every, count, keyframes, all_frames)  # before the workspace opens
+    run_and_report(
+        "frames",
+        "frames",
+        extract_frames,
+        open_ws(workspace),
+        json_output=json_output,
+        summary=_print_summary,
+        sampling=sampling,
+        fps=fps,
+        every=every,
+        count=count,
+        size=size,
+        resize=resize,
+        format=image_format,
+        quality=quality,
+        jobs=jobs,
+        overwrite=overwrite,
+        keep_partial=keep_partial,
+        on_error=on_error,
+    )
+
+
+def _sampling(
+    fps: float | None, every: int | None, count: int | None, keyframes: bool, all_frames: bool
+) -> str | None:
+    """The one sampling mode the options name (None: from ``[frames]``).
+
+    Raises:
+        UsageError: more than one sampling option.
+    """
+    given = (fps is not None, every is not None, count is not None, keyframes, all_frames)
+    names = ("fps", "every", "count", "keyframes", "all")
+    modes = [name for name, on in zip(names, given, strict=True) if on]
     if len(modes) > 1:
         raise UsageError(f"choose one sampling option, not --{' and --'.join(modes)}")
-    ws = open_ws(workspace)
-    with progress_bar("frames", "frames") as update:
-        report = extract_frames(
-            ws,
-            sampling=modes[0] if modes else None,
-            fps=fps,
-            every=every,
-            count=count,
-            size=size,
-            resize=resize,
-            format=image_format,
-            quality=quality,
-            jobs=jobs,
-            overwrite=overwrite,
-            keep_partial=keep_partial,
-            on_error=on_error,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        _print_summary(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    return modes[0] if modes else None
 
 
 def _print_summary(report) -> None:
@@ -113,9 +114,10 @@ def _print_summary(report) -> None:
         f"{report.frames_written} frames in {report.seconds:.1f}s ({rate:,.1f} frames/s); "
         f"{report.frames_total} frames in the manifest"
     )
-    for failure in report.failed:
-        kept = f" (kept {failure['frames_kept']} frames)" if failure["frames_kept"] else ""
-        console().print(f"[red]failed:[/] {failure['media_id']}: {failure['error']}{kept}")
+    print_failed(
+        report.failed,
+        lambda f: f" (kept {f['frames_kept']} frames)" if f["frames_kept"] else "",
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from dataprep.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, open_ws, print_json
+from dataprep.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    mean_std_text,
+    open_ws,
+    print_json,
+)
 
 
 @handle_errors
@@ -98,11 +106,9 @@ def _print(summary: dict) -> None:
 def _print_stats(stats: dict | None) -> None:
     if not stats:
         return
-    mean = ", ".join(f"{v:.4f}" for v in stats["mean"])
-    std = ", ".join(f"{v:.4f}" for v in stats["std"])
     console().print(
-        f"stats ({stats['split']} frames, {stats['count_frames']}): mean RGB [{mean}], "
-        f"std RGB [{std}] on the 0-1 scale"
+        f"stats ({stats['split']} frames, {stats['count_frames']}): {mean_std_text(stats)} "
+        "on the 0-1 scale"
     )
 
 

@@ -15,10 +15,8 @@ from dataprep.cli.common import (
     console,
     handle_errors,
     open_ws,
-    print_json,
 )
-from dataprep.cli.progress import progress_bar
-from dataprep.errors import EXIT_OK, EXIT_PARTIAL
+from dataprep.cli.progress import run_and_report
 
 
 @handle_errors
@@ -62,24 +60,21 @@ def ingest(
     """
     from dataprep.ingest import ingest as run_ingest
 
-    ws = open_ws(workspace)
-    with progress_bar("ingest", "files") as update:
-        report = run_ingest(
-            ws,
-            paths,
-            recursive=recursive,
-            label_from_dir=label_from_dir,
-            mode=mode,
-            max_pixels=max_pixels,
-            on_error=on_error,
-            jobs=jobs,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        _print_summary(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    run_and_report(
+        "ingest",
+        "files",
+        run_ingest,
+        open_ws(workspace),
+        paths,
+        json_output=json_output,
+        summary=_print_summary,
+        recursive=recursive,
+        label_from_dir=label_from_dir,
+        mode=mode,
+        max_pixels=max_pixels,
+        on_error=on_error,
+        jobs=jobs,
+    )
 
 
 def _print_summary(report) -> None:

@@ -16,8 +16,7 @@ from dataprep.cli.common import (
     print_json,
     silence_native_logs,
 )
-from dataprep.cli.progress import progress_bar
-from dataprep.errors import EXIT_OK, EXIT_PARTIAL
+from dataprep.cli.progress import run_and_report
 
 labels_app = typer.Typer(
     name="labels",
@@ -128,37 +127,35 @@ def push(
     """
     from dataprep.labels.push import push as run_push
 
-    ws = open_ws(workspace)
-    with progress_bar("push", "tasks") as update:
-        report = run_push(
-            ws,
-            url=url,
-            project=project,
-            create=create,
-            media_root=str(media_root) if media_root else None,
-            media_url_prefix=media_url_prefix,
-            kind=kind,
-            predictions=predictions,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        made = " (created)" if report.created_project else ""
-        console().print(
-            f"project {report.project_id} {report.project_title!r}{made} at {report.url}: "
-            f"{report.added} tasks added, {report.already_present} already there"
-            + (
-                f", {report.skipped_other_kind} other-kind media not pushed"
-                if report.skipped_other_kind
-                else ""
-            )
-        )
-        for line in report.errors:
-            console().print(f"[yellow]not pushed:[/] {line}")
-        if report.predictions is not None:
-            _print_predictions(report.predictions)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    run_and_report(
+        "push",
+        "tasks",
+        run_push,
+        open_ws(workspace),
+        json_output=json_output,
+        summary=_print_push,
+        url=url,
+        project=project,
+        create=create,
+        media_root=str(media_root) if media_root else None,
+        media_url_prefix=media_url_prefix,
+        kind=kind,
+        predictions=predictions,
+    )
+
+
+def _print_push(report) -> None:
+    made = " (created)" if report.created_project else ""
+    other = report.skipped_other_kind
+    console().print(
+        f"project {report.project_id} {report.project_title!r}{made} at {report.url}: "
+        f"{report.added} tasks added, {report.already_present} already there"
+        + (f", {other} other-kind media not pushed" if other else "")
+    )
+    for line in report.errors:
+        console().print(f"[yellow]not pushed:[/] {line}")
+    if report.predictions is not None:
+        _print_predictions(report.predictions)
 
 
 def _print_predictions(predictions) -> None:
@@ -231,20 +228,8 @@ def sync(
     from dataprep.labels.sync import sync as run_sync
 
     ws = open_ws(workspace)
-    with progress_bar("sync", "tasks") as update:
-        report = run_sync(
-            ws,
-            url=url,
-            project=project,
-            resolve=resolve,
-            full=full,
-            on_error=on_error,
-            replace=replace,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
+
+    def summary(report) -> None:
         console().print(
             f"{report.mode} sync of project {report.project_id}: {report.tasks_fetched} of "
             f"{report.tasks_total} tasks fetched, {report.tasks_removed} removed; "
@@ -252,7 +237,21 @@ def sync(
             f"{ws.manifest_path('labels')}; {_merge_line(report.merge)}"
         )
         _print_conversion(report.conversion)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+    run_and_report(
+        "sync",
+        "tasks",
+        run_sync,
+        ws,
+        json_output=json_output,
+        summary=summary,
+        url=url,
+        project=project,
+        resolve=resolve,
+        full=full,
+        on_error=on_error,
+        replace=replace,
+    )
 
 
 @labels_app.command("import")
@@ -275,26 +274,27 @@ def import_(
     """
     from dataprep.labels.importer import import_export
 
-    ws = open_ws(workspace)
-    with progress_bar("import", "tasks") as update:
-        report = import_export(
-            ws,
-            export_file,
-            resolve=resolve,
-            on_error=on_error,
-            replace=replace,
-            progress=update,
-        )
-    if json_output:
-        print_json(report.to_dict())
-    else:
-        console().print(
-            f"{report.format} export {report.path}: {report.conversion.tasks} tasks, "
-            f"{report.conversion.annotations} annotations -> {report.rows} rows "
-            f"({report.resolved_rows} resolved by {report.policy}); {_merge_line(report.merge)}"
-        )
-        _print_conversion(report.conversion)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    run_and_report(
+        "import",
+        "tasks",
+        import_export,
+        open_ws(workspace),
+        export_file,
+        json_output=json_output,
+        summary=_print_import,
+        resolve=resolve,
+        on_error=on_error,
+        replace=replace,
+    )
+
+
+def _print_import(report) -> None:
+    console().print(
+        f"{report.format} export {report.path}: {report.conversion.tasks} tasks, "
+        f"{report.conversion.annotations} annotations -> {report.rows} rows "
+        f"({report.resolved_rows} resolved by {report.policy}); {_merge_line(report.merge)}"
+    )
+    _print_conversion(report.conversion)
 
 
 @labels_app.command("stats")

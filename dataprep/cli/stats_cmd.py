@@ -12,6 +12,7 @@ from dataprep.cli.common import (
     WorkspaceOpt,
     console,
     handle_errors,
+    mean_std_text,
     open_ws,
     print_json,
 )
@@ -43,11 +44,9 @@ def stats(
     if json_output:
         print_json(result)
         return
-    mean = ", ".join(f"{v:.4f}" for v in result["mean"])
-    std = ", ".join(f"{v:.4f}" for v in result["std"])
     console().print(
         f"{result['count_frames']} frames ({result['split']}), {result['count_pixels']:,} pixels: "
-        f"mean RGB [{mean}], std RGB [{std}] (0..1 scale) -> {stats_path(ws)}"
+        f"{mean_std_text(result)} (0..1 scale) -> {stats_path(ws)}"
     )
     if result.get("note"):
         console().print(f"[yellow]note:[/] {result['note']}")

@@ -16,7 +16,6 @@ from dataprep.data.options import (
     augment_numpy,
     element_seed,
     plan_read,
-    read_options,
 )
 from dataprep.data.records import decode_images, decode_record
 from dataprep.tfrecord_reader import iter_records
@@ -45,9 +44,8 @@ def iter_numpy(
     """
     from dataprep.export.shards import read_ahead
 
-    options = read_options(options, overrides)
-    verify = options.verify if options.verify != "full" else "framing"  # data checked below
-    plan = plan_read(export_dir, split, options, verify=verify)
+    plan = plan_read(export_dir, split, options, overrides, reader_checks_data=True)
+    options = plan.options
     rng = random.Random(options.seed)
     base = options.seed if options.seed is not None else rng.randrange(2**31)
     stream = enumerate(_shuffled(_records(plan, rng), plan, rng))

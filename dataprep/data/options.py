@@ -103,13 +103,25 @@ def read_options(options: ReadOptions | None, overrides: dict[str, Any]) -> Read
 
 
 def plan_read(
-    export_dir: Path | str, split: str, options: ReadOptions, *, verify: Verify
+    export_dir: Path | str,
+    split: str,
+    options: ReadOptions | None,
+    overrides: dict[str, Any],
+    *,
+    reader_checks_data: bool = False,
 ) -> ReadPlan:
-    """Reads ``dataset_info.json``, checks the options against it and the shards (``verify``).
+    """The opening of both loaders: the options (see :func:`read_options`), then
+    ``dataset_info.json`` read, the options checked against it and the shards checked
+    (``options.verify``; ``full`` is done as ``framing`` when ``reader_checks_data``: that
+    reader checks every record's data as it reads).
 
     Raises:
         ExportNotReady, UsageError, CorruptShardError: see the package docstring.
     """
+    options = read_options(options, overrides)
+    verify: Verify = options.verify
+    if reader_checks_data and verify == "full":
+        verify = "framing"
     export_dir = Path(export_dir)
     info = read_info(export_dir)
     paths = shard_paths(export_dir, split, info)

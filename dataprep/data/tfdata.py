@@ -12,7 +12,6 @@ from dataprep.data.options import (
     augment_numpy,
     element_seed,
     plan_read,
-    read_options,
 )
 from dataprep.tfrecord_reader import is_gzip_path
 
@@ -37,8 +36,8 @@ def load(export_dir: Path | str, split: str, options: ReadOptions | None = None,
         the dataset in Python raises a ``tf.errors.DataLossError`` that is also a
         ``CorruptShardError`` naming the shard and record when a record's data is damaged.
     """
-    options = read_options(options, overrides)
-    plan = plan_read(export_dir, split, options, verify=options.verify)  # before TF: fast refusals
+    plan = plan_read(export_dir, split, options, overrides)  # before TF: fast refusals
+    options = plan.options
     import tensorflow as tf
 
     examples = _records(tf, plan).map(

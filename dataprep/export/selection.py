@@ -298,6 +298,20 @@ def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled):
     return sequences
 
 
+def _example(split, media_id, copy_index, frames, label, length, fps) -> Example:
+    """The example of ``frames`` (one frame, or a clip window), keyed by its first frame."""
+    return Example(
+        key=f"{split}/{media_id}/{copy_index}/{frames[0].frame_index}",
+        split=split,
+        label=label,
+        media_id=media_id,
+        copy_index=copy_index,
+        frames=tuple(frames),
+        length=length,
+        fps=fps,
+    )
+
+
 def _frame_examples(items, split, media_id, copy_index, fps, selection) -> list[Example]:
     examples = []
     for item in items:
@@ -305,16 +319,7 @@ def _frame_examples(items, split, media_id, copy_index, fps, selection) -> list[
             selection.dropped["unlabelled"] += 1
             continue
         examples.append(
-            Example(
-                key=f"{split}/{media_id}/{copy_index}/{item.frame_index}",
-                split=split,
-                label=item.label,
-                media_id=media_id,
-                copy_index=copy_index,
-                frames=(item,),
-                length=1,
-                fps=float(fps or 0.0),
-            )
+            _example(split, media_id, copy_index, (item,), item.label, 1, float(fps or 0.0))
         )
     return examples
 
@@ -328,18 +333,8 @@ def _clip_examples(
         if label is None:
             selection.dropped["unlabelled"] += 1
             continue
-        examples.append(
-            Example(
-                key=f"{split}/{media_id}/{copy_index}/{window[0].frame_index}",
-                split=split,
-                label=label,
-                media_id=media_id,
-                copy_index=copy_index,
-                frames=tuple(window),
-                length=length,
-                fps=clip_fps(window[:length], fps),
-            )
-        )
+        clip_rate = clip_fps(window[:length], fps)
+        examples.append(_example(split, media_id, copy_index, window, label, length, clip_rate))
     if items and len(items) < clip_len:
         selection.padded_clips += 1
     return examples

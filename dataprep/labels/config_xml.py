@@ -32,35 +32,36 @@ def _options(tag: str, classes: Sequence[str]) -> str:
     return "\n".join(f"    <{tag} value={quoteattr(c)}/>" for c in classes)
 
 
+def _control(
+    tag: str, name: str, to: str, option: str, classes: Sequence[str], attrs: str = ""
+) -> list[str]:
+    """A control tag named ``name`` on ``to`` with one ``option`` tag per class."""
+    return [
+        f'  <{tag} name="{name}" toName="{to}"{attrs}>',
+        _options(option, classes),
+        f"  </{tag}>",
+    ]
+
+
+_SINGLE = ' choice="single" showInline="true"'
+
+
 def _video_choices(classes: Sequence[str]) -> str:
     return "\n".join(
-        [
-            _VIDEO,
-            f'  <Choices name="{CHOICES_NAME}" toName="{VIDEO_KEY}" '
-            'choice="single" showInline="true">',
-            _options("Choice", classes),
-            "  </Choices>",
-        ]
+        [_VIDEO, *_control("Choices", CHOICES_NAME, VIDEO_KEY, "Choice", classes, _SINGLE)]
     )
 
 
 def _video_segments(classes: Sequence[str]) -> str:
     return "\n".join(
-        [
-            _VIDEO,
-            f'  <TimelineLabels name="{TIMELINE_NAME}" toName="{VIDEO_KEY}">',
-            _options("Label", classes),
-            "  </TimelineLabels>",
-        ]
+        [_VIDEO, *_control("TimelineLabels", TIMELINE_NAME, VIDEO_KEY, "Label", classes)]
     )
 
 
 def _video_boxes(classes: Sequence[str]) -> str:
     return "\n".join(
         [
-            f'  <Labels name="{BOX_LABELS_NAME}" toName="{VIDEO_KEY}">',
-            _options("Label", classes),
-            "  </Labels>",
+            *_control("Labels", BOX_LABELS_NAME, VIDEO_KEY, "Label", classes),
             _VIDEO,
             f'  <VideoRectangle name="{VIDEO_BOX_NAME}" toName="{VIDEO_KEY}"/>',
         ]
@@ -69,24 +70,13 @@ def _video_boxes(classes: Sequence[str]) -> str:
 
 def _image_choices(classes: Sequence[str]) -> str:
     return "\n".join(
-        [
-            _IMAGE,
-            f'  <Choices name="{CHOICES_NAME}" toName="{IMAGE_KEY}" '
-            'choice="single" showInline="true">',
-            _options("Choice", classes),
-            "  </Choices>",
-        ]
+        [_IMAGE, *_control("Choices", CHOICES_NAME, IMAGE_KEY, "Choice", classes, _SINGLE)]
     )
 
 
 def _image_boxes(classes: Sequence[str]) -> str:
     return "\n".join(
-        [
-            _IMAGE,
-            f'  <RectangleLabels name="{BOX_LABELS_NAME}" toName="{IMAGE_KEY}">',
-            _options("Label", classes),
-            "  </RectangleLabels>",
-        ]
+        [_IMAGE, *_control("RectangleLabels", BOX_LABELS_NAME, IMAGE_KEY, "Label", classes)]
     )
 
 

@@ -133,6 +133,34 @@ def _require_clock(media: MediaInfo, what: str) -> FrameClock:
     return media.clock
 
 
+def _timed_setup(
+    result: dict, media: MediaInfo, annotation: AnnotationInfo, what: str
+) -> tuple[dict, FrameClock, str]:
+    """A video result's value, the media's clock (required) and the error-message prefix."""
+    return result["value"], _require_clock(media, what), _where(media, annotation)
+
+
+def _timed_row(
+    media: MediaInfo,
+    annotation: AnnotationInfo,
+    kind: str,
+    label: str,
+    classes: frozenset[str],
+    clock: FrameClock,
+    first: int,
+    last: int,
+) -> Row:
+    """A row spanning decoder frames ``first..last`` (inclusive), with their times."""
+    row = _base_row(media, annotation, kind, label, classes)
+    row.update(
+        start_frame=first,
+        end_frame=last,
+        start_s=clock.time_of(first),
+        end_s=clock.end_time_of(last),
+    )
+    return row
+
+
 def convert_choices(
     result: dict,
     media: MediaInfo,
@@ -169,9 +197,7 @@ def convert_timeline(
     A range wholly outside the video is an error; one partly outside is clipped (and listed in
     ``report.clipped``).
     """
-    value = result["value"]
-    clock = _require_clock(media, "a timeline segment")
-    where = _where(media, annotation)
+    value, clock, where = _timed_setup(result, media, annotation, "a timeline segment")
     labels = _labels(value, "timelinelabels", "labels")
     if not labels:
         raise ConversionError(f"{where}: timeline result names no class")
@@ -191,15 +217,10 @@ def convert_timeline(
                     f"the video ({clock.span()})"
                 )
         for label in labels:
-            row = _base_row(media, annotation, "segment", label, classes)
-            row.update(
-                start_frame=first,
-                end_frame=last,
-                start_s=clock.time_of(first),
-                end_s=clock.end_time_of(last),
-                track_id=result.get("id"),
+            rows.append(
+                _timed_row(media, annotation, "segment", label, classes, clock, first, last)
             )
-            rows.append(row)
+            rows[-1]["track_id"] = result.get("id")
     return rows
 
 
@@ -215,9 +236,7 @@ def convert_video_rectangle(
     Frames of the track outside the video, and boxes outside the frame, are clipped (and listed
     in ``report.clipped``); a track with nothing inside the video is an error.
     """
-    value = result["value"]
-    clock = _require_clock(media, "a video box track")
-    where = _where(media, annotation)
+    value, clock, where = _timed_setup(result, media, annotation, "a video box track")
     labels = _labels(value, "labels", "rectanglelabels") or ["(unlabelled)"]
     sequence = value.get("sequence") or []
     try:
@@ -237,20 +256,11 @@ def convert_video_rectangle(
         clipped += changed
         x, y, w, h = inside
         for label in labels:
-            row = _base_row(media, annotation, "box", label, classes)
-            row.update(
-                frame_index=frame_index,
-                start_frame=frame_index,
-                end_frame=frame_index,
-                start_s=clock.time_of(frame_index),
-                end_s=clock.end_time_of(frame_index),
-                track_id=result.get("id"),
-                keyframe=keyframe,
-                x=x,
-                y=y,
-                w=w,
-                h=h,
+            row = _timed_row(
+                media, annotation, "box", label, classes, clock, frame_index, frame_index
             )
+            row.update(frame_index=frame_index, track_id=result.get("id"), keyframe=keyframe)
+            row.update(x=x, y=y, w=w, h=h)
             rows.append(row)
     if sequence and not rows:
         raise ConversionError(

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dataprep.errors import UsageError
 from dataprep.labels import config_xml
 from dataprep.labels.convert import min_value_to_results
-from dataprep.labels.merge import MergeReport, merge_rows, previous_rows, write_labels
-from dataprep.labels.resolve import POLICIES
+from dataprep.labels.merge import LabelsWriteReport, merge_rows, previous_rows, save_labels
 from dataprep.labels.sync import state_path
 from dataprep.labels.tasks import (
     ClockCache,
-    ConvertReport,
     MediaTable,
     ProgressFn,
-    convert_tasks,
+    check_options,
+    convert_workspace_tasks,
     record_labels_stage,
 )
-from dataprep.stage import check_on_error
 from dataprep.workspace import Workspace
 
 #: JSON_MIN keys that describe the annotation, not the task data.
@@ -44,30 +42,16 @@ MIN_META_KEYS = (
 
 
 @dataclass
-class ImportReport:
-    """What one import did.
-
-    Attributes:
-        rows: rows (annotator and resolved) of the media this import updated.
-        resolved_rows: how many of those are resolved rows.
-        merge: how the rows were combined with the labels already there.
-    """
+class ImportReport(LabelsWriteReport):
+    """What one import did (see :class:`LabelsWriteReport` for the counts)."""
 
     path: str
     format: str  # JSON | JSON_MIN
     policy: str
-    rows: int = 0
-    resolved_rows: int = 0
-    seconds: float = 0.0
-    conversion: ConvertReport = field(default_factory=ConvertReport)
-    merge: MergeReport = field(default_factory=MergeReport)
 
     @property
     def ok(self) -> bool:
         return not (self.conversion.errors or self.conversion.rejected or self.conversion.unmatched)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def detect_format(records: list) -> str:
@@ -182,36 +166,25 @@ def import_export(
             that cannot be a folder name, with ``on_error="fail"`` (nothing written).
     """
     started = time.monotonic()
-    settings = workspace.config.labelstudio
-    policy = resolve or settings.resolve
-    if policy not in POLICIES:
-        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
-    check_on_error(on_error)
+    policy = check_options(workspace, resolve, on_error)
     path = Path(path)
     fmt, tasks = read_export(path)
-    media = MediaTable.load(workspace)
-    clocks = ClockCache(media)
+    clocks = ClockCache(MediaTable.load(workspace))
     report = ImportReport(path=str(path), format=fmt, policy=policy)
-    rows = convert_tasks(
+    rows = convert_workspace_tasks(
+        workspace,
         tasks,
-        media,
         clocks,
-        classes=workspace.config.project.classes,
-        media_root=settings.media_root or None,
-        url_prefix=settings.media_url_prefix or None,
-        server_url=settings.url,
+        server_url=workspace.config.labelstudio.url,
         on_error=on_error,
         report=report.conversion,
         progress=progress,
-        total=len(tasks),
     )
     with workspace.lock():
         rows, report.merge, kept = merge_rows(
             previous_rows(workspace), rows, report.conversion.converted_media, replace=replace
         )
-        frame, report.rows, report.resolved_rows = write_labels(
-            workspace, rows, report.merge, kept, policy, clocks
-        )
+        counts = save_labels(workspace, rows, report, kept, policy, clocks)
         state_path(workspace).unlink(missing_ok=True)  # the next sync must be full
         record_labels_stage(
             workspace,
@@ -223,8 +196,7 @@ def import_export(
                 "mode": report.merge.mode,
             },
             {
-                "rows": int(len(frame)),
-                "resolved_rows": int(frame["resolved"].sum()) if len(frame) else 0,
+                **counts,
                 "tasks": report.conversion.tasks,
                 "media_updated": report.merge.media_updated,
                 "media_kept": report.merge.media_kept,

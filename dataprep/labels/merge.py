@@ -7,13 +7,13 @@ An import or sync replaces the labels of the media it mentions and keeps the oth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dataprep import manifests
 from dataprep.labels.convert import Row
 from dataprep.labels.resolve import Policy
-from dataprep.labels.tasks import ClockCache, finish_rows
+from dataprep.labels.tasks import ClockCache, ConvertReport, finish_rows
 from dataprep.workspace import Workspace
 
 
@@ -34,6 +34,26 @@ class MergeReport:
     media_kept: int = 0
     media_dropped: int = 0
     rows_kept: int = 0
+
+
+@dataclass(kw_only=True)
+class LabelsWriteReport:
+    """What an import or a sync wrote (the fields both reports share).
+
+    Attributes:
+        rows: rows (annotator and resolved) of the media this run updated.
+        resolved_rows: how many of those are resolved rows.
+        merge: how the rows were combined with the labels already there.
+    """
+
+    rows: int = 0
+    resolved_rows: int = 0
+    seconds: float = 0.0
+    conversion: ConvertReport = field(default_factory=ConvertReport)
+    merge: MergeReport = field(default_factory=MergeReport)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def merge_rows(
@@ -95,3 +115,25 @@ def write_labels(
 def previous_rows(workspace: Workspace) -> list[Row]:
     """The rows of ``manifests/labels.parquet`` (none when it does not exist)."""
     return manifests.records(manifests.load(workspace, "labels", missing_ok=True))
+
+
+def save_labels(
+    workspace: Workspace,
+    rows: list[Row],
+    report: LabelsWriteReport,
+    kept_media: set[str],
+    policy: Policy,
+    clocks: ClockCache,
+) -> dict[str, int]:
+    """:func:`write_labels` that fills ``report.rows``/``report.resolved_rows``.
+
+    Returns:
+        the stage record's counts of the whole manifest: ``rows`` and ``resolved_rows``.
+    """
+    frame, report.rows, report.resolved_rows = write_labels(
+        workspace, rows, report.merge, kept_media, policy, clocks
+    )
+    return {
+        "rows": int(len(frame)),
+        "resolved_rows": int(frame["resolved"].sum()) if len(frame) else 0,
+    }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,18 +24,16 @@ from dataprep.errors import UsageError
 from dataprep.hashing import file_sha256
 from dataprep.labels.client import LabelStudioClient
 from dataprep.labels.convert import Row, parse_time
-from dataprep.labels.merge import MergeReport, merge_rows, previous_rows, write_labels
+from dataprep.labels.merge import LabelsWriteReport, merge_rows, previous_rows, save_labels
 from dataprep.labels.push import connect
-from dataprep.labels.resolve import POLICIES
 from dataprep.labels.tasks import (
     ClockCache,
-    ConvertReport,
     MediaTable,
     ProgressFn,
-    convert_tasks,
+    check_options,
+    convert_workspace_tasks,
     record_labels_stage,
 )
-from dataprep.stage import check_on_error
 from dataprep.workspace import Workspace
 
 STATE_NAME = "labelstudio-sync.json"
@@ -43,14 +41,8 @@ STATE_VERSION = 1
 
 
 @dataclass
-class SyncReport:
-    """What one sync did.
-
-    Attributes:
-        rows: rows (annotator and resolved) of the media this sync updated.
-        resolved_rows: how many of those are resolved rows.
-        merge: how the rows were combined with the labels already there.
-    """
+class SyncReport(LabelsWriteReport):
+    """What one sync did (see :class:`LabelsWriteReport` for the counts)."""
 
     url: str
     project_id: int
@@ -59,18 +51,10 @@ class SyncReport:
     tasks_total: int = 0
     tasks_fetched: int = 0
     tasks_removed: int = 0
-    rows: int = 0
-    resolved_rows: int = 0
-    seconds: float = 0.0
-    conversion: ConvertReport = field(default_factory=ConvertReport)
-    merge: MergeReport = field(default_factory=MergeReport)
 
     @property
     def ok(self) -> bool:
         return not (self.conversion.errors or self.conversion.rejected)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -217,20 +201,15 @@ def _fetch_rows(
     fetched = client.tasks_with_annotations(project_id, plan.changed) if plan.changed else []
     report.tasks_fetched = len(fetched)
     by_id = any(isinstance(a.get("completed_by"), int) for t in fetched for a in t["annotations"])
-    settings = workspace.config.labelstudio
-    rows = convert_tasks(
+    rows = convert_workspace_tasks(
+        workspace,
         fetched,
-        clocks.media,
         clocks,
-        classes=workspace.config.project.classes,
-        media_root=settings.media_root or None,
-        url_prefix=settings.media_url_prefix or None,
         server_url=client.url,
         users=client.users() if by_id else {},
         on_error=on_error,
         report=report.conversion,
         progress=progress,
-        total=len(fetched),
     )
     return fetched, rows
 
@@ -268,13 +247,9 @@ def sync(
         UsageError: a full sync without any annotation would clear labels (without ``replace``).
     """
     started = time.monotonic()
-    settings = workspace.config.labelstudio
-    policy = resolve or settings.resolve
-    if policy not in POLICIES:
-        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
-    check_on_error(on_error)
+    policy = check_options(workspace, resolve, on_error)
     client = client or connect(workspace, url)
-    project_id = int(client.find_project(project or settings.project).id)
+    project_id = int(client.find_project(project or workspace.config.labelstudio.project).id)
     clocks = ClockCache(MediaTable.load(workspace))
     with workspace.lock():
         plan = _plan(workspace, client, project_id, policy, full)
@@ -288,9 +263,7 @@ def sync(
         )
         fetched, new_rows = _fetch_rows(workspace, client, plan, report, clocks, on_error, progress)
         rows, kept = _merge(workspace, plan, new_rows, report, replace)
-        frame, report.rows, report.resolved_rows = write_labels(
-            workspace, rows, report.merge, kept, policy, clocks
-        )
+        counts = save_labels(workspace, rows, report, kept, policy, clocks)
         _save_state(workspace, client, plan, fetched, report)
         record_labels_stage(
             workspace,
@@ -303,8 +276,7 @@ def sync(
                 "merge": report.merge.mode,
             },
             {
-                "rows": int(len(frame)),
-                "resolved_rows": int(frame["resolved"].sum()) if len(frame) else 0,
+                **counts,
                 "tasks_fetched": report.tasks_fetched,
                 "tasks_total": report.tasks_total,
             },

@@ -30,7 +30,8 @@ from dataprep.labels.convert import (
     convert_annotation,
     parse_time,
 )
-from dataprep.labels.resolve import Policy, resolve_all
+from dataprep.labels.resolve import POLICIES, Policy, resolve_all
+from dataprep.stage import check_on_error
 from dataprep.workspace import Workspace
 
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
@@ -351,6 +352,48 @@ def convert_tasks(
             report.unknown_labels[row["label"]] = report.unknown_labels.get(row["label"], 0) + 1
     report.rows += len(rows)
     return rows
+
+
+def check_options(workspace: Workspace, resolve: str | None, on_error: str) -> str:
+    """The resolve policy of an import or sync (``resolve`` or ``[labelstudio] resolve``).
+
+    Raises:
+        UsageError: an unknown policy or ``--on-error`` value.
+    """
+    policy = resolve or workspace.config.labelstudio.resolve
+    if policy not in POLICIES:
+        raise UsageError(f"--resolve {policy!r} is not allowed; use one of {', '.join(POLICIES)}")
+    check_on_error(on_error)
+    return policy
+
+
+def convert_workspace_tasks(
+    workspace: Workspace,
+    tasks: list[dict],
+    clocks: ClockCache,
+    *,
+    server_url: str | None,
+    users: dict[int, str] | None = None,
+    on_error: str = "fail",
+    report: ConvertReport | None = None,
+    progress: ProgressFn | None = None,
+) -> list[Row]:
+    """:func:`convert_tasks` with the workspace's classes and ``[labelstudio]`` media settings."""
+    settings = workspace.config.labelstudio
+    return convert_tasks(
+        tasks,
+        clocks.media,
+        clocks,
+        classes=workspace.config.project.classes,
+        media_root=settings.media_root or None,
+        url_prefix=settings.media_url_prefix or None,
+        server_url=server_url,
+        users=users,
+        on_error=on_error,
+        report=report,
+        progress=progress,
+        total=len(tasks),
+    )
 
 
 def _convert_task(
