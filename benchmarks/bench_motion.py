@@ -22,6 +22,13 @@ Usage::
 
 ``benchmarks/run.py --only motion`` runs it with the others (``--quick``: two families at 100
 clips, one seed).
+
+``--throughput`` measures training speed instead: the default cnn-lstm at 64x64, clips of 12
+frames (``texture-noisy`` drawn at 64 px, 168 training clips, as in issue 13), a fixed number of
+epochs, images/s over the whole run (every epoch, the first included) and seconds per epoch
+(min/median/max), next to ``dataprep.data.load`` alone on the same split (ratio well below 1:
+the input pipeline keeps ahead). ``--baseline-commit SHA`` measures that commit's code on the
+same export in the same run (a ``git archive`` in a temporary folder), alternating the two.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def cache_root(cache: Path | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "dataprep" / "bench-motion"
 
 
-def prepare(family_name: str, n_train: int, cache: Path, log=print):
+def prepare(family_or_name, n_train: int, cache: Path, log=print):
     """The workspace holding the clip export ``clips`` of one family and size (cached).
 
     The set is made once: videos, ingest, frames, split, stats, export; a ``.complete`` marker
@@ -75,7 +82,8 @@ def prepare(family_name: str, n_train: int, cache: Path, log=print):
     from dataprep.testing.motion import family, write_motion_set
     from dataprep.workspace import init_workspace, open_workspace
 
-    spec = family(family_name)
+    spec = family(family_or_name) if isinstance(family_or_name, str) else family_or_name
+    family_name = spec.name
     per_class_train = max(1, round(n_train / len(spec.classes)))
     per_class = per_class_train + VAL_PER_CLASS + TEST_PER_CLASS
     key = settings_fingerprint(
@@ -244,6 +252,168 @@ def sweep(
     return results or {"runs": runs, "summary": summarize(runs)}
 
 
+THROUGHPUT_FAMILY = "texture-noisy"
+THROUGHPUT_TRAIN = 168
+
+
+def throughput_family():
+    """``texture-noisy`` drawn at 64 px (sprites and speeds scaled with the frame)."""
+    from dataclasses import replace
+
+    from dataprep.testing.motion import family
+
+    spec = family(THROUGHPUT_FAMILY)
+    return replace(
+        spec,
+        name=f"{spec.name}-64",
+        size=64,
+        sprite_min=10,
+        sprite_max=18,
+        speed_min=2.0,
+        speed_max=6.0,
+    )
+
+
+def throughput(cache: Path, runs_dir: Path, epochs: int = 5, log=print) -> dict:
+    """Trains the default cnn-lstm ``epochs`` epochs at 64x64 (no early stopping); returns
+    images/s over the run, epoch seconds and the loader's images/s alone."""
+    import keras
+
+    from dataprep.train.loop import TrainOptions, train_baseline
+
+    spec = throughput_family()
+    ws = prepare(spec, THROUGHPUT_TRAIN, cache, log=log)
+    keras.backend.clear_session()
+    name = f"throughput-{time.time_ns()}"
+    options = TrainOptions(
+        export="clips", model="cnn-lstm", seed=0, run_name=name, epochs=epochs, patience=epochs
+    )
+    result = train_baseline(ws, options, log=lambda line: None, runs_dir=runs_dir)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    history = result.history
+    frames = spec.frames * config["export"]["examples"]["train"]
+    train_seconds = sum(r["train_seconds"] for r in history)
+    batch = config["resolved"]["batch_size"]
+    return {
+        "batch_size": batch,
+        "epochs": len(history),
+        "images_per_s_run": frames * len(history) / train_seconds,
+        "images_per_s_after_first": result.train_images_per_s,
+        "epoch_seconds": [r["seconds"] for r in history],
+        "loader_images_per_s": _loader_rate(ws.exports_dir / "clips", batch, spec.frames),
+    }
+
+
+def _loader_rate(export_dir: Path, batch_size: int, frames: int) -> float:
+    """``dataprep.data.load`` alone over the train split (2 passes after a warm-up batch)."""
+    from dataprep.data import load
+
+    dataset = load(export_dir, "train", batch_size=batch_size, shuffle=True, seed=0)
+    for _ in dataset.take(1):
+        pass
+    images, started = 0, time.perf_counter()
+    for _ in range(2):
+        for batch, _labels in dataset:
+            images += int(batch.shape[0]) * frames
+    return images / (time.perf_counter() - started)
+
+
+def _throughput_main(args) -> int:
+    """``--throughput``: this tree's figures (``--json``: one JSON line), and with
+    ``--baseline-commit`` the baseline's, measured alternately in subprocesses."""
+    import subprocess
+    import tempfile
+
+    cache = cache_root(args.cache)
+    with tempfile.TemporaryDirectory(prefix="bench-motion-tp-") as tmp:
+        if args.json or not args.baseline_commit:
+            result = throughput(cache, Path(tmp), epochs=args.epochs)
+            if args.json:
+                print("THROUGHPUT " + json.dumps(result))
+                return 0
+            results = {"current": [result]}
+        else:
+            base = Path(tmp) / "baseline"
+            base.mkdir()
+            repo = HERE.parent
+            archive = subprocess.run(
+                ["git", "-C", str(repo), "archive", args.baseline_commit],
+                check=True,
+                capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            (base / "benchmarks" / "bench_motion.py").write_bytes(Path(__file__).read_bytes())
+            (base / "dataprep" / "testing" / "motion.py").write_bytes(
+                (repo / "dataprep" / "testing" / "motion.py").read_bytes()
+            )
+            results = {"baseline": [], "current": []}
+            for _ in range(args.repeats):
+                for key, tree in (("baseline", base), ("current", repo)):
+                    results[key].append(_measure_in(tree, cache, args.epochs))
+                    print(f"{key}: {results[key][-1]['images_per_s_run']:.0f} images/s")
+    rows = _throughput_rows(results, args.baseline_commit)
+    for item in rows:
+        print(f"{item['measure']}: {item['value']:.0f} {item['unit']} ({item['notes']})")
+    out = (
+        args.out
+        if args.out.name != "motion-latest.json"
+        else args.out.with_name("motion-throughput.json")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results, "rows": rows}, indent=2, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+def _measure_in(tree: Path, cache: Path, epochs: int) -> dict:
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [
+        sys.executable,
+        str(tree / "benchmarks" / "bench_motion.py"),
+        "--throughput",
+        "--json",
+        "--epochs",
+        str(epochs),
+        "--cache",
+        str(cache),
+    ]
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=True)
+    line = [x for x in done.stdout.splitlines() if x.startswith("THROUGHPUT ")][-1]
+    return json.loads(line.removeprefix("THROUGHPUT "))
+
+
+def _throughput_rows(results: dict, baseline: str | None) -> list[dict]:
+    rows = []
+    for key, items in results.items():
+        rate = statistics.median(r["images_per_s_run"] for r in items)
+        loader = statistics.median(r["loader_images_per_s"] for r in items)
+        seconds = [s for r in items for s in r["epoch_seconds"]]
+        peer = None
+        if key == "current" and "baseline" in results:
+            peer = statistics.median(r["images_per_s_run"] for r in results["baseline"])
+        who = f"commit {baseline}" if key == "baseline" else "this tree"
+        rows.append(
+            row(
+                BENCH,
+                f"cnn-lstm 64x64 T=12, {who}: training images/s over a whole run",
+                rate,
+                "images/s",
+                limit="baseline commit" if peer else "dataprep.data.load alone",
+                limit_value=peer or loader,
+                ratio=rate / (peer or loader),
+                notes=(
+                    f"batch {items[0]['batch_size']}, {items[0]['epochs']} epochs, "
+                    f"{len(items)} runs; s/epoch {min(seconds):.1f}/"
+                    f"{statistics.median(seconds):.1f}/{max(seconds):.1f} (min/median/max); "
+                    f"training/loader {rate / loader:.2f}"
+                ),
+            )
+        )
+    return rows
+
+
 def run(workdir: Path, quick: bool) -> list[dict]:
     """The runner's entry (``benchmarks/run.py``): one row per family and size."""
     families = QUICK_FAMILIES if quick else tuple(_families())
@@ -294,7 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="generated exports (kept between runs)")
     parser.add_argument("--runs-dir", type=Path, help="where runs go (default: a temp folder)")
     parser.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    parser.add_argument("--throughput", action="store_true", help="training speed at 64x64")
+    parser.add_argument("--baseline-commit", help="--throughput: also measure this commit")
+    parser.add_argument("--epochs", type=int, default=5, help="--throughput: epochs per run")
+    parser.add_argument("--repeats", type=int, default=2, help="--throughput: runs of each")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.throughput:
+        return _throughput_main(args)
     families = (
         args.families.split(",")
         if args.families
