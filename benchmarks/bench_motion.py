@@ -34,6 +34,7 @@ same export in the same run (a ``git archive`` in a temporary folder), alternati
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -71,16 +72,9 @@ def prepare(family_or_name, n_train: int, cache: Path, log=print):
     The set is made once: videos, ingest, frames, split, stats, export; a ``.complete`` marker
     is written last, so an interrupted preparation is redone from scratch.
     """
-    import shutil
-
-    from dataprep.export.dataset import export_dataset
-    from dataprep.frames import extract_frames
     from dataprep.hashing import settings_fingerprint
-    from dataprep.ingest import ingest
-    from dataprep.split import split_media
-    from dataprep.stats import compute_stats
-    from dataprep.testing.motion import family, write_motion_set
-    from dataprep.workspace import init_workspace, open_workspace
+    from dataprep.testing.motion import family
+    from dataprep.workspace import open_workspace
 
     spec = family(family_or_name) if isinstance(family_or_name, str) else family_or_name
     family_name = spec.name
@@ -97,6 +91,27 @@ def prepare(family_or_name, n_train: int, cache: Path, log=print):
     folder = cache / f"{family_name}-{n_train}-{key}"
     if (folder / ".complete").exists():
         return open_workspace(folder / "ws")
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sweeps sharing a cache make each set once
+        if (folder / ".complete").exists():
+            return open_workspace(folder / "ws")
+        return _make(folder, spec, per_class_train, per_class, log)
+
+
+def _make(folder: Path, spec, per_class_train: int, per_class: int, log):
+    """Generates, ingests, extracts, splits, measures and exports one set into ``folder``."""
+    import shutil
+
+    from dataprep.export.dataset import export_dataset
+    from dataprep.frames import extract_frames
+    from dataprep.ingest import ingest
+    from dataprep.split import split_media
+    from dataprep.stats import compute_stats
+    from dataprep.testing.motion import write_motion_set
+    from dataprep.workspace import init_workspace
+
+    family_name, n_train = spec.name, per_class_train * len(spec.classes)
     if folder.exists():
         shutil.rmtree(folder)
     started = time.perf_counter()
