@@ -39,6 +39,15 @@ def dataprep(ws: Path, *args: str) -> str:
     return done.stdout
 
 
+def _export(ws: Path, **options) -> None:
+    """The export stage through the library (the same code ``dataprep export`` calls)."""
+    from dataprep.export.dataset import export_dataset
+    from dataprep.workspace import open_workspace
+
+    if not (Path(ws) / "exports" / options["name"] / "dataset_info.json").exists():
+        export_dataset(open_workspace(ws), **options)
+
+
 def _ids_by_path(ws: Path, root: Path) -> dict[str, str]:
     from dataprep import manifests
     from dataprep.workspace import open_workspace
@@ -171,7 +180,7 @@ def measure_digits(work: Path, epochs: int = 30) -> dict:
     dataprep(ws, "frames", "--size", "32", "--format", "png")
     dataprep(ws, "split", "--ratios", "0.5,0.1,0.4", "--seed", "0")
     dataprep(ws, "stats")
-    dataprep(ws, "export", "--unit", "frame", "--name", "digits")
+    _export(ws, unit="frame", name="digits")
     dataprep(
         ws, "train-baseline", "--export", "digits", "--model", "cnn-bn", "--epochs", str(epochs),
         "--lr", "0.003", "--patience", "8", "--seed", "0", "--run-name", "digits-cnn-bn",
@@ -188,23 +197,25 @@ def measure_gestures(work: Path, per_class: int = 100, epochs: int = 25) -> dict
     from dataprep.testing.planted import PlantSpec, write_planted_gestures
 
     raw, ws = work / "raw", work / "ws"
-    truth = write_planted_gestures(
-        raw,
-        GestureSpec(per_class=per_class, seed=SEED + 1),
-        PlantSpec(duplicates=0.0, black=0, frozen=0, flipped=0.05, seed=SEED + 1),
-    )
-    subprocess.run(
-        ["dataprep", "init", str(ws), "--classes", "left,right,up,down"],
-        check=True,
-        capture_output=True,
-    )
-    dataprep(ws, "ingest", str(raw), "--label-from-dir")
-    dataprep(ws, "frames", "--all", "--size", "32")
-    dataprep(ws, "split", "--ratios", "0.5,0.1,0.4", "--seed", "0")
-    dataprep(ws, "stats")
-    dataprep(
-        ws, "export", "--unit", "clip", "--clip-len", "8", "--clip-stride", "8", "--name", "clips"
-    )
+    if (raw / "truth.json").exists():  # a rerun resumes after the data preparation
+        truth = json.loads((raw / "truth.json").read_text())
+    else:
+        truth = write_planted_gestures(
+            raw,
+            GestureSpec(per_class=per_class, seed=SEED + 1),
+            PlantSpec(duplicates=0.0, black=0, frozen=0, flipped=0.05, seed=SEED + 1),
+        )
+    if not (ws / "manifests" / "stats.json").exists():
+        subprocess.run(
+            ["dataprep", "init", str(ws), "--classes", "left,right,up,down"],
+            check=True,
+            capture_output=True,
+        )
+        dataprep(ws, "ingest", str(raw), "--label-from-dir")
+        dataprep(ws, "frames", "--all", "--size", "32")
+        dataprep(ws, "split", "--ratios", "0.5,0.1,0.4", "--seed", "0")
+        dataprep(ws, "stats")
+    _export(ws, unit="clip", clip_len=8, clip_stride=8, name="clips")
     dataprep(
         ws, "train-baseline", "--export", "clips", "--model", "cnn-lstm", "--epochs", str(epochs),
         "--batch-size", "16", "--lr", "0.003", "--patience", "6", "--seed", "0",

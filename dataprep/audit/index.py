@@ -67,29 +67,36 @@ _BANDS = _band_bits()
 
 def band_keys(signatures: list[Signature]) -> tuple[np.ndarray, np.ndarray]:
     """``(keys, owner)``: one key per (media, band, colour grid, distinct value) of the usable
-    frames; a key packs the band and grid numbers, the frame's coarse mean colour and the band's
-    bits. ``owner`` is the position in ``signatures``."""
-    keys, owners = [], []
-    weights = (1 << np.arange(BAND_BITS, dtype=np.uint64)[::-1]).astype(np.uint64)
+    frames and their crops; a key packs the band and grid numbers, the frame's coarse mean
+    colour and the band's bits. ``owner`` is the position in ``signatures``."""
+    coefs, thumbs, owner = [], [], []
     for position, signature in enumerate(signatures):
         usable = signature.usable
-        if not usable.any():
-            continue
-        # every stored crop: a copy cropped by a few pixels meets the matching crop of its source
-        hashes = np.concatenate([hash_bits(signature.coefs[usable, k]) for k in range(len(CROPS))])
-        bits = np.unpackbits(hashes.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
-        thumbs = np.concatenate([signature.thumbs[usable, k] for k in range(len(CROPS))])
-        for grid in (0, 1):
-            colour = _colour_bins(thumbs, grid) << np.uint64(BAND_BITS)
-            for band in range(BANDS):
-                value = (bits[:, _BANDS[band]].astype(np.uint64) * weights).sum(axis=1)
-                tag = np.uint64((band * 2 + grid) << 40)
-                values = np.unique(value.astype(np.uint64) | colour | tag)
-                keys.append(values)
-                owners.append(np.full(len(values), position, np.int64))
-    if not keys:
+        if usable.any():
+            coefs.append(signature.coefs[usable])
+            thumbs.append(signature.thumbs[usable])
+            owner.append(np.full(int(usable.sum()), position, np.int64))
+    if not coefs:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
-    return np.concatenate(keys), np.concatenate(owners)
+    coefs, thumbs, owner = np.concatenate(coefs), np.concatenate(thumbs), np.concatenate(owner)
+    # every stored crop: a copy cropped by a few pixels meets the matching crop of its source
+    hashes = np.concatenate([hash_bits(coefs[:, k]) for k in range(len(CROPS))])
+    thumbs = np.concatenate([thumbs[:, k] for k in range(len(CROPS))])
+    owner = np.tile(owner, len(CROPS))
+    bits = np.unpackbits(hashes.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+    weights = (1 << np.arange(BAND_BITS, dtype=np.uint64)[::-1]).astype(np.uint64)
+    keys, owners = [], []
+    for grid in (0, 1):
+        colour = _colour_bins(thumbs, grid) << np.uint64(BAND_BITS)
+        for band in range(BANDS):
+            value = bits[:, _BANDS[band]].astype(np.uint64) @ weights
+            keys.append(value | colour | np.uint64((band * 2 + grid) << 40))
+            owners.append(owner)
+    keys, owners = np.concatenate(keys), np.concatenate(owners)
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    first = np.r_[True, (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])]
+    return keys[first], owners[first]
 
 
 def candidate_pairs(
@@ -99,11 +106,9 @@ def candidate_pairs(
 ) -> Iterator[tuple[int, int]]:
     """Distinct pairs ``(i, j)``, ``i < j``, of positions sharing at least ``min_shared`` keys
     (a copy shares many: every band of several frames and crops; a chance collision, one)."""
-    keys, owners = band_keys(signatures)
+    keys, owners = band_keys(signatures)  # sorted by key, then owner
     if not len(keys):
         return
-    order = np.lexsort((owners, keys))
-    keys, owners = keys[order], owners[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], len(keys)]
     sizes = ends - starts
@@ -165,6 +170,23 @@ def _levels() -> list[tuple[int, int]]:
     )
 
 
+def _mean_colours(signature: Signature) -> np.ndarray:
+    """``[crops, 3]`` mean RGB of the usable frames' thumbnails, per crop."""
+    thumbs = signature.thumbs[signature.usable].astype(np.float32)
+    return thumbs.reshape(len(thumbs), len(CROPS), -1, 3).mean(axis=(0, 2))
+
+
+def _colour_apart(a: Signature, b: Signature, max_colour: float) -> bool:
+    """True when the media's mean colours alone rule a near-duplicate out. The mean absolute
+    thumbnail difference of two frames is at least the mean over channels of the difference of
+    their mean colours; for whole media (where alignment may leave frames out) the test keeps a
+    margin of two."""
+    ma, mb = _mean_colours(a), _mean_colours(b)
+    gap = min(float(np.abs(ma[ka] - mb[kb]).mean()) for ka, kb in _levels())
+    margin = 1.0 if len(a) == 1 and len(b) == 1 else 2.0
+    return gap > margin * max_colour
+
+
 def compare(
     a: Signature,
     b: Signature,
@@ -176,6 +198,8 @@ def compare(
     """The best time alignment and crop of two signatures: the one minimizing
     ``distance / max_distance + colour / max_colour`` among the shifts that overlap at least
     ``min_overlap`` of the shorter sequence's usable frames (None when none does)."""
+    if _colour_apart(a, b, max_colour):
+        return None
     best: tuple[float, Match] | None = None
     for (ca, ta, ua, fa), (cb, tb, ub, fb) in _variants(a, b):
         n, m = len(ua), len(ub)
