@@ -148,6 +148,7 @@ def test_bad_setting_names_the_flag_or_the_file_key(tmp_path):
     assert f"{config}: [ingest] max_pixels" in result.output and "--max-pixels" not in result.output
 
 
+@pytest.mark.slow
 def test_closed_stdout_keeps_the_exit_code(tmp_path):
     """Issue 11 item 12: a reader that went away (``| head -c 10``) is not a failure: a real
     pipe whose read end is closed under a command that exits 1 (some files rejected), and a

@@ -35,6 +35,7 @@ def _split_of(ws) -> dict:
     return dict(zip(splits["media_id"], splits["split"], strict=True))
 
 
+@pytest.mark.slow
 def test_frame_examples_round_trip_to_their_source_frames(ws):
     report = export_dataset(ws, name="frames")
     info = read_info(ws.exports_dir / "frames")
@@ -67,6 +68,7 @@ def test_frame_examples_round_trip_to_their_source_frames(ws):
     assert info["feature_spec"]["message"] == "tf.train.Example"
 
 
+@pytest.mark.slow
 def test_clip_examples_hold_consecutive_frames_in_order_and_pad_short_videos(ws):
     report = export_dataset(ws, name="clips", unit="clip", clip_len=12, clip_stride=3)
     frames = _frames_by_key(ws)
@@ -115,6 +117,7 @@ def test_segment_frames_outside_labels_become_background_when_asked(ws):
     assert "unlabelled" not in report.dropped
 
 
+@pytest.mark.slow
 def test_two_exports_are_byte_identical_and_a_rerun_is_up_to_date(ws):
     export_dataset(ws, name="same1", shard_size="4KB")
     export_dataset(ws, name="same2", shard_size="4KB")

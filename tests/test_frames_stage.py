@@ -145,6 +145,7 @@ def test_damaged_video_is_recorded_and_the_run_goes_on(ready, tmp_path):
     assert summarize(ready)["frames"]["failed"][0]["media_id"] == damaged_id
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_manifest(ready, tmp_path, media_folder):
     extract_frames(ready, fps=3, size="24", jobs=1)
     serial = manifests.load(ready, "frames")
@@ -162,6 +163,7 @@ def _cli_frames(root: Path, *options: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_manifest(tmp_path):
     source = tmp_path / "many"
     for i in range(6):
@@ -195,6 +197,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_manifest(tmp_path):
         assert (killed.root / rel).read_bytes() == (reference.root / rel).read_bytes()
 
 
+@pytest.mark.slow
 def test_cli_frames_wiring_and_messages(ready, tmp_path):
     runner = CliRunner()
     root = str(ready.root)
@@ -284,6 +287,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_kill_9_with_parallel_workers_leaves_no_orphans_and_resumes(tmp_path):
     source = tmp_path / "many"
     for i in range(4):
@@ -331,6 +335,7 @@ def _frames_stage(info: dict) -> dict:
     return next(s for s in info["stages"] if s["stage"] == "frames")
 
 
+@pytest.mark.slow
 def test_kill_9_during_overwrite_never_leaves_rows_without_files(tmp_path):
     source = tmp_path / "many"
     for i in range(6):
@@ -415,6 +420,7 @@ def small_filesystem(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_names_the_path_and_a_rerun_resumes(small_filesystem, tmp_path):
     source = tmp_path / "src"
     for i in range(3):
@@ -449,6 +455,7 @@ def test_disk_full_names_the_path_and_a_rerun_resumes(small_filesystem, tmp_path
     assert _frames_stage(_info_json(workspace.root))["interrupted"] is False
 
 
+@pytest.mark.slow
 def test_non_finite_and_bad_values_name_their_origin(ready):
     runner = CliRunner()
     root = str(ready.root)

@@ -202,6 +202,7 @@ def test_no_recursive(workspace, tmp_path):
     assert report.added == 1
 
 
+@pytest.mark.slow
 def test_kill_during_ingest_then_rerun_completes(workspace, tmp_path):
     src = tmp_path / "src"
     video = write_video(tmp_path / "one.mp4", 30).read_bytes()

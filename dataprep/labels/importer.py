@@ -21,7 +21,6 @@ from dataprep.labels.merge import LabelsWriteReport, merge_rows, previous_rows, 
 from dataprep.labels.sync import state_path
 from dataprep.labels.tasks import (
     ClockCache,
-    MediaTable,
     ProgressFn,
     check_options,
     convert_workspace_tasks,
@@ -169,7 +168,7 @@ def import_export(
     policy = check_options(workspace, resolve, on_error)
     path = Path(path)
     fmt, tasks = read_export(path)
-    clocks = ClockCache(MediaTable.load(workspace))
+    clocks = ClockCache.load(workspace)
     report = ImportReport(path=str(path), format=fmt, policy=policy)
     rows = convert_workspace_tasks(
         workspace,

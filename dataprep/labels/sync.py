@@ -28,7 +28,6 @@ from dataprep.labels.merge import LabelsWriteReport, merge_rows, previous_rows, 
 from dataprep.labels.push import connect
 from dataprep.labels.tasks import (
     ClockCache,
-    MediaTable,
     ProgressFn,
     check_options,
     convert_workspace_tasks,
@@ -250,7 +249,7 @@ def sync(
     policy = check_options(workspace, resolve, on_error)
     client = client or connect(workspace, url)
     project_id = int(client.find_project(project or workspace.config.labelstudio.project).id)
-    clocks = ClockCache(MediaTable.load(workspace))
+    clocks = ClockCache.load(workspace)
     with workspace.lock():
         plan = _plan(workspace, client, project_id, policy, full)
         report = SyncReport(

@@ -211,6 +211,11 @@ class ClockCache:
         self.media = media
         self._timestamps: dict[str, tuple[float, ...]] = {}
 
+    @classmethod
+    def load(cls, workspace: Workspace) -> ClockCache:
+        """The clocks of the workspace's media (media.parquet read now)."""
+        return cls(MediaTable.load(workspace))
+
     def clock(self, media_id: str, task_fps: Any = None) -> FrameClock | None:
         row = self.media.rows.get(media_id)
         if row is None or row["kind"] != "video":
