@@ -83,6 +83,9 @@ class AugmentConfig(_Section):
     pipeline: str = "medium"
     copies: int = Field(1, ge=1)
     seed: int = 0
+    # how labels mirror under a horizontal flip ({left = "right", right = "left"}; {} when no
+    # class has a direction); unset: pipelines flip nothing in training (dataprep/flips.py)
+    flip_map: dict[str, str] | None = None
 
 
 class SplitConfig(_Section):
@@ -321,6 +324,9 @@ def _toml_value(value) -> str:
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. [augment] flip_map
+        pairs = ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + pairs + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -331,5 +337,6 @@ def dump_config(config: Config) -> str:
         lines.append("")
         lines.append(f"[{section}]")
         for key, value in values.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+            if value is not None:  # unset optional keys (e.g. [augment] flip_map) stay out
+                lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

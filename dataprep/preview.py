@@ -57,10 +57,31 @@ def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def _row(images: list[np.ndarray], label: str) -> np.ndarray:
+def _caption(tile: np.ndarray, text: str) -> np.ndarray:
+    """The tile with ``text`` on a dark strip along its bottom edge."""
+    import cv2
+
+    tile = tile.copy()
+    tile[-16:] = (tile[-16:] * 0.3).astype(np.uint8)
+    cv2.putText(
+        tile,
+        text,
+        (3, tile.shape[0] - 4),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.35,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+    return tile
+
+
+def _row(images: list[np.ndarray], label: str, captions: list[str] | None = None) -> np.ndarray:
     import cv2
 
     tiles = [_fit_height(im, TILE_HEIGHT) for im in images]
+    if captions:
+        tiles = [_caption(tile, text) for tile, text in zip(tiles, captions, strict=True)]
     width = LABEL_WIDTH + sum(t.shape[1] + GAP for t in tiles)
     row = np.full((TILE_HEIGHT, width, 3), BACKGROUND, np.uint8)
     for i, line in enumerate(label.split("\n")):
@@ -115,6 +136,7 @@ def make_preview(
         raise UsageError("--frames-per-media and --max-media must be 1 or more")
     spec = pipeline if pipeline is not None else workspace.config.augment.pipeline
     compose = None if str(spec).lower() == "none" else load_pipeline(spec)
+    compose, flip, notes = _label_safe(workspace, compose)
     seed = workspace.config.augment.seed if seed is None else seed
     chosen = _chosen_media(workspace, media_ids, max_media)
     frames = manifests.load(workspace, "frames", missing_ok=True)
@@ -122,7 +144,9 @@ def make_preview(
     rows = []
     shown = 0
     for media_row in chosen:
-        bands, count = _media_bands(workspace, media_row, extracted, per_media, compose, spec, seed)
+        bands, count = _media_bands(
+            workspace, media_row, extracted, per_media, (compose, flip), spec, seed
+        )
         rows.extend(bands)
         shown += count
     sheet = _stack(rows)
@@ -132,10 +156,27 @@ def make_preview(
         "path": str(out),
         "media": len(chosen),
         "frames": shown,
-        "pipeline": None if compose is None else str(spec),
+        "pipeline": None if compose is None and flip is None else str(spec),
+        "notes": notes,
         "width": int(sheet.shape[1]),
         "height": int(sheet.shape[0]),
     }
+
+
+def _label_safe(workspace: Workspace, compose):
+    """``(pipeline without HorizontalFlip or None, (probability, flip_map) or None, notes)``:
+    what training does with the pipeline (:mod:`dataprep.flips`), shown as it will be."""
+    if compose is None:
+        return None, None, []
+    from dataprep.augment import pipeline_from_dict, pipeline_to_dict
+    from dataprep.flips import label_safe
+
+    flip_map = workspace.config.augment.flip_map
+    names = sorted(set(workspace.config.project.classes) | set(flip_map or {}))
+    names += sorted(set((flip_map or {}).values()) - set(names))
+    rest, probability, _, notes = label_safe(pipeline_to_dict(compose), flip_map, names)
+    flip = (probability, dict(flip_map or {})) if probability > 0 else None
+    return (pipeline_from_dict(rest) if rest else None), flip, notes
 
 
 def _chosen_media(workspace: Workspace, media_ids: list[str] | None, max_media: int) -> list[dict]:
@@ -161,9 +202,14 @@ def _chosen_media(workspace: Workspace, media_ids: list[str] | None, max_media: 
 
 
 def _media_bands(
-    workspace: Workspace, media_row: dict, extracted, per_media: int, compose, spec, seed: int
+    workspace: Workspace, media_row: dict, extracted, per_media: int, augment, spec, seed: int
 ) -> tuple[list[np.ndarray], int]:
-    """The bands of one media (original, and augmented with a pipeline) and its frame count."""
+    """The bands of one media (original, and augmented with a pipeline) and its frame count.
+
+    ``augment``: ``(albumentations pipeline or None, (flip probability, flip_map) or None)``.
+    Each augmented frame shows the label it trains with (mirrored when the draw flips it).
+    """
+    compose, flip = augment
     from dataprep.augment import augment_clip, copy_seed
 
     media_id = media_row["media_id"]
@@ -176,14 +222,21 @@ def _media_bands(
         return [], 0
     kind = media_row["kind"] + (f" [{media_row['label']}]" if media_row.get("label") else "")
     bands = [_row(images, f"{media_id}\n{kind}\noriginal")]
-    if compose is not None:
+    if compose is not None or flip is not None:
         clip = np.stack(images) if len({im.shape for im in images}) == 1 else None
         draw = copy_seed(seed, media_id, 1)
-        if clip is not None:
+        if compose is None:
+            augmented = list(images)
+        elif clip is not None:
             augmented = list(augment_clip(compose, clip, seed=draw))
         else:
             augmented = [augment_clip(compose, im[None], seed=draw)[0] for im in images]
-        bands.append(_row(augmented, f"{media_id}\naugmented\n{Path(str(spec)).stem}"))
+        label = str(media_row.get("label") or "unlabelled")
+        if flip is not None and np.random.default_rng(draw).random() < flip[0]:
+            augmented = [np.ascontiguousarray(im[:, ::-1]) for im in augmented]
+            label = f"{flip[1].get(label, label)} (flipped)"
+        captions = [label] * len(augmented)
+        bands.append(_row(augmented, f"{media_id}\naugmented\n{Path(str(spec)).stem}", captions))
     return bands, len(images)
 
 

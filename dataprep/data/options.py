@@ -41,6 +41,13 @@ class ReadOptions:
         shuffle_buffer: examples in the shuffle buffer (default 1024 frames / 64 clips).
         cycle_length: shards read in parallel (default min(shards, 8)).
         drop_remainder: drop the last partial batch (static batch dimension).
+        parallelism: ``load`` only: parallel calls of every map and interleave, and batches
+            prefetched, with tf.data's autotuning off (None: AUTOTUNE throughout). An autotuned
+            iterator's destructor waits for the autotune thread's timed wait to run out (seen
+            as 10-40 s stalls at epoch ends); the trainer sets this (issue 13).
+        flip: ``load`` only: ``(probability, mirror)``: flip each example horizontally (all
+            frames of a clip alike) with that probability and map its label through the
+            ``mirror`` table (label index -> index; :mod:`dataprep.flips`).
         verify: ``framing`` (default), ``full`` or ``none``: the shard check before reading.
     """
 
@@ -57,6 +64,8 @@ class ReadOptions:
     cycle_length: int | None = None
     drop_remainder: bool = False
     verify: Verify = "framing"
+    parallelism: int | None = None
+    flip: tuple[float, tuple[int, ...]] | None = None
 
 
 @dataclass(frozen=True)

@@ -40,14 +40,17 @@ def load(export_dir: Path | str, split: str, options: ReadOptions | None = None,
     options = plan.options
     import tensorflow as tf
 
+    parallel = options.parallelism or tf.data.AUTOTUNE
     examples = _records(tf, plan).map(
-        _parser(tf, plan), num_parallel_calls=tf.data.AUTOTUNE, deterministic=options.deterministic
+        _parser(tf, plan), num_parallel_calls=parallel, deterministic=options.deterministic
     )
     if plan.pipeline is not None:
         examples = examples.enumerate().map(
-            _augmenter(tf, plan),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=options.deterministic,
+            _augmenter(tf, plan), num_parallel_calls=parallel, deterministic=options.deterministic
+        )
+    if options.flip is not None and options.flip[0] > 0:
+        examples = examples.enumerate().map(
+            _flipper(tf, plan), num_parallel_calls=parallel, deterministic=options.deterministic
         )
     return _naming_damage(_batched(tf, plan, examples), plan)
 
@@ -63,7 +66,7 @@ def _records(tf, plan: ReadPlan):
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression, buffer_size=1 << 20),
         cycle_length=plan.cycle,
         block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
+        num_parallel_calls=options.parallelism or tf.data.AUTOTUNE,
         deterministic=options.deterministic,
     )
     if options.shuffle:
@@ -139,6 +142,23 @@ def _augmenter(tf, plan: ReadPlan):
     return augment_fn
 
 
+def _flipper(tf, plan: ReadPlan):
+    """(index, example) -> example flipped left-right with ``flip[0]`` probability (every frame
+    of a clip alike), its label mapped through the mirror table (seeded per element)."""
+    probability, table = plan.options.flip
+    mirror = tf.constant(list(table), tf.int32)
+    base = tf.constant(plan.augment_base() % (2**31), tf.int64)
+
+    def flip_fn(index, example):
+        images, label, *rest = example
+        draw = tf.random.stateless_uniform([], seed=tf.stack([base, tf.cast(index, tf.int64)]))
+        flipped = draw < probability
+        images = tf.cond(flipped, lambda: tf.reverse(images, axis=[-2]), lambda: images)
+        return (images, tf.where(flipped, tf.gather(mirror, label), label), *rest)
+
+    return flip_fn
+
+
 def _batched(tf, plan: ReadPlan, examples):
     """Batches, scales (zeroing clip padding), prefetches."""
     options = plan.options
@@ -162,11 +182,13 @@ def _batched(tf, plan: ReadPlan, examples):
         scaled = scale_clips(images, lengths[0]) if lengths else scale_batch(images)
         return tf.ensure_shape(scaled, batch_shape), label
 
-    autotune = tf.data.AUTOTUNE
-    dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=options.deterministic)
-    dataset = dataset.prefetch(autotune)
+    parallel = options.parallelism or tf.data.AUTOTUNE
+    dataset = dataset.map(finish, num_parallel_calls=parallel, deterministic=options.deterministic)
+    dataset = dataset.prefetch(options.parallelism or tf.data.AUTOTUNE)
     tf_options = tf.data.Options()
     tf_options.deterministic = options.deterministic
+    if options.parallelism:  # no autotune thread: nothing for an iterator's destructor to wait on
+        tf_options.autotune.enabled = False
     return dataset.with_options(tf_options)
 
 

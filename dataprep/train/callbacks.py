@@ -90,6 +90,16 @@ def _epoch_line(row: dict[str, float], epochs: int, frames_per_example: int) -> 
     )
 
 
+PATIENCE_STEPS = 100  # early stopping waits at least this many optimizer steps
+
+
+def patience_epochs(patience: int, steps_per_epoch: int) -> int:
+    """Early stopping's patience in epochs: ``patience`` epochs, and at least
+    :data:`PATIENCE_STEPS` optimizer steps, so a small export (a few steps an epoch) is not
+    stopped while validation still sits at chance during the warm-up."""
+    return max(int(patience), -(-PATIENCE_STEPS // max(1, int(steps_per_epoch))))
+
+
 def standard_callbacks(run_dir: Path, *, patience: int, monitor: str = "val_loss", mode="min"):
     """Early stopping on ``monitor`` (best weights restored), a checkpoint of the best epoch
     and TensorBoard logs, in that order."""

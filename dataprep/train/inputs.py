@@ -57,7 +57,44 @@ def check_backend(command: str) -> None:
         )
 
 
-def make_dataset(export_dir: Path, split: str, settings: Any, *, training: bool, batch_size: int):
+def input_parallelism(training: bool) -> int | None:
+    """tf.data parallelism for a trainer's dataset: the CPU count with autotuning off, except
+    for training on a GPU, whose iterator lives for the whole run (``repeat``) and keeps what
+    autotuning gives there. An autotuned iterator's destructor waits for the autotune thread's
+    timed wait (10-40 s stalls at the end of an epoch, issue 13); validation gets a new
+    iterator every epoch."""
+    import os
+
+    import tensorflow as tf
+
+    if training and tf.config.list_logical_devices("GPU"):
+        return None
+    return max(2, os.cpu_count() or 2)
+
+
+def augmentation(settings: Any, class_names: list[str]):
+    """``(albumentations pipeline or None, flip or None, notes)`` for a run's ``--augment``,
+    label-safe (:func:`dataprep.flips.label_safe` with the workspace's ``flip_map``)."""
+    if not settings.augment:
+        return None, None, []
+    from dataprep.augment import load_pipeline, pipeline_from_dict, pipeline_to_dict
+    from dataprep.flips import label_safe
+
+    data = pipeline_to_dict(load_pipeline(settings.augment))
+    rest, probability, table, notes = label_safe(data, settings.flip_map, class_names)
+    pipeline = pipeline_from_dict(rest, source=str(settings.augment)) if rest else None
+    return pipeline, ((probability, tuple(table)) if probability > 0 else None), notes
+
+
+def make_dataset(
+    export_dir: Path,
+    split: str,
+    settings: Any,
+    *,
+    training: bool,
+    batch_size: int,
+    repeat: bool = False,
+):
     """The tf.data pipeline of one split for a run's settings (see :func:`dataprep.data.load`).
 
     ``settings`` is the run's :class:`dataprep.train.options.TrainSettings`.
@@ -65,19 +102,25 @@ def make_dataset(export_dir: Path, split: str, settings: Any, *, training: bool,
     Training batches are shuffled (seeded) and augmented with ``--augment``; evaluation batches
     are in file order (one shard after the other, the order of :func:`dataprep.data.iter_examples`,
     so metrics can name each example's media). Clips are cut to the run's ``clip_len`` (their
-    first frames).
+    first frames). ``repeat``: the batches of one pass, again and again (reshuffled), for
+    ``fit(steps_per_epoch=...)``, which then keeps one iterator for the whole run.
     """
-    from dataprep.data import load
+    from dataprep.data import load, read_info
 
     seed = settings.seed
     deterministic = settings.deterministic_data
     if deterministic is None:
         deterministic = seed is not None
+    pipeline, flip = None, None
+    if training:
+        pipeline, flip, _ = augmentation(settings, list(read_info(export_dir)["class_names"]))
     dataset = load(
         export_dir,
         split,
         batch_size=batch_size,
-        augment=settings.augment if training else None,
+        augment=pipeline,
+        flip=flip,
+        parallelism=input_parallelism(training),
         normalize=getattr(settings, "normalize", True),
         shuffle=training,
         repeat=False,
@@ -89,7 +132,7 @@ def make_dataset(export_dir: Path, split: str, settings: Any, *, training: bool,
     clip_len = settings.clip_len
     if settings.unit == "clip" and clip_len:
         dataset = dataset.map(lambda images, labels: (images[:, :clip_len], labels))
-    return dataset
+    return dataset.repeat() if repeat else dataset
 
 
 def run_over_split(

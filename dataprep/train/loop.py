@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from dataprep.errors import UsageError
-from dataprep.train import embedding, evaluate, reports, rundir, transfer
-from dataprep.train.callbacks import EpochReporter, standard_callbacks
+from dataprep.train import diagnose, embedding, evaluate, reports, rundir, transfer
+from dataprep.train.callbacks import EpochReporter, patience_epochs, standard_callbacks
 from dataprep.train.inputs import check_backend, make_dataset, resolve_export, split_examples
 from dataprep.train.models import build_model, compile_model
 from dataprep.train.options import (  # noqa: F401  (re-exported: the library's entry points)
@@ -189,7 +189,22 @@ def _build(run: _Run, steps_per_epoch: int):
         transfer.set_trunk_trainable(model, not settings.freeze_trunk)
         _compile(run, model, settings.lr, steps_per_epoch, settings.epochs)
     model.summary(print_fn=lambda line, *args, **kwargs: run.log(line), expand_nested=False)
+    run.log(f"augmentation: {describe_run_augmentation(run, model)}")
     return model
+
+
+def describe_run_augmentation(run: _Run, model) -> str:
+    """What the run augments with: the model's own clip-consistent layers, ``--augment`` (made
+    label-safe), the flips; ``none``."""
+    from dataprep.train.inputs import augmentation
+    from dataprep.train.motion_model import describe_augmentation
+
+    parts = [describe_augmentation(model)]
+    if run.settings.augment:
+        _, _, notes = augmentation(run.settings, list(run.info["class_names"]))
+        parts.append(f"loader: {run.settings.augment} (the same draw for every frame of a clip)")
+        parts += notes
+    return "; ".join(p for p in parts if p) or "none"
 
 
 def _compile(run: _Run, model, lr: float, steps_per_epoch: int, epochs: int) -> None:
@@ -243,8 +258,12 @@ def _fit(run: _Run, model) -> list[dict[str, float]]:
         # Made once: the checkpoint keeps the best epoch of all phases; early stopping starts
         # afresh with each phase (Keras resets it when a fit begins).
         callbacks = [*data["callbacks"], reporter]
+        steps = data["steps"] or -(-run.train_examples // batch)
         callbacks += standard_callbacks(
-            run.run_dir, patience=settings.patience, monitor=monitor, mode=mode
+            run.run_dir,
+            patience=patience_epochs(settings.patience, steps),
+            monitor=monitor,
+            mode=mode,
         )
         for index, (epochs, lr, trainable) in enumerate(phases):
             if index:  # fine-tuning: the whole model at a lower rate
@@ -270,12 +289,14 @@ def _training_data(run: _Run) -> dict[str, Any]:
     class-balanced batches and few-shot validation episodes for the embedding models."""
     settings, batch = run.settings, run.global_batch
     if not settings.embedding:
+        # repeated, with steps_per_epoch: Keras keeps one training iterator for the whole run
+        train = make_dataset(
+            run.export_dir, "train", settings, training=True, batch_size=batch, repeat=True
+        )
         return {
-            "train": make_dataset(
-                run.export_dir, "train", settings, training=True, batch_size=batch
-            ),
+            "train": train,
             "val": make_dataset(run.export_dir, "val", settings, training=False, batch_size=batch),
-            "steps": None,
+            "steps": max(1, math.ceil(run.train_examples / batch)),
             "callbacks": [],
         }
     keep = embedding.kept_labels(list(run.info["class_names"]), settings)
@@ -307,6 +328,18 @@ def _finish(run: _Run, model, config: dict[str, Any], history) -> TrainResult:
         embedding.calibrate(model, run_dir, run.export_dir, settings, run.info["class_names"])
     metrics = evaluate.evaluate_model(model, run_dir, config, "test", training=training)
     training["seconds"] = time.perf_counter() - run.started
+    gap = diagnose.fit_gap(history, best_epoch)
+    if gap is not None:
+        training["gap"] = gap
+        run.log(diagnose.gap_line(gap))
+        augmented = bool(settings.augment) or "clip-consistent" in describe_run_augmentation(
+            run, model
+        )
+        warning = diagnose.overfit_warning(
+            gap, train_examples=run.train_examples, augmented=augmented
+        )
+        if warning:
+            run.log(warning)
     metrics["training"] = training
     reports.write_json(run_dir / rundir.RUN_FILES["metrics"], metrics)
     unit = "clips" if settings.frames_per_example > 1 else "examples"

@@ -29,7 +29,7 @@ MODEL_NAMES = ("cnn", "cnn-bn", "cnn-lstm", "siamese", "siamese-lstm")
 CLIP_MODELS = ("cnn-lstm", "siamese-lstm")
 EMBEDDING_MODELS = ("siamese", "siamese-lstm")
 # The per-frame feature extractor of every model but the reference cnn (--init-from copies it).
-TRUNK_NAMES = ("cnn_bn_trunk", "backbone_trunk")
+TRUNK_NAMES = ("cnn_bn_trunk", "backbone_trunk", "motion_trunk")
 
 
 @functools.cache
@@ -118,7 +118,9 @@ def _custom_layers() -> dict[str, Any]:
 
 def custom_objects() -> dict[str, Any]:
     """The custom objects needed by ``keras.models.load_model`` for our saved models."""
-    return dict(_custom_layers())
+    from dataprep.train.motion_model import motion_layers
+
+    return {**_custom_layers(), **motion_layers()}
 
 
 def is_clip_model(name: str) -> bool:
@@ -171,6 +173,16 @@ def build_model(
         raise ValueError(f"model {name} needs an input shape of rank {want}, got {input_shape}")
     if name == "cnn":
         return _reference_cnn(tuple(input_shape), num_classes)
+    if name == "cnn-lstm" and (not backbone or backbone == "none"):
+        from dataprep.train.motion_model import build_cnn_lstm
+
+        return build_cnn_lstm(
+            tuple(input_shape),
+            num_classes,
+            dropout=0.1 if dropout is None else dropout,
+            lstm_units=lstm_units,
+            augment=augment_in_model,
+        )
     frame_shape = tuple(input_shape[1:]) if is_clip_model(name) else tuple(input_shape)
     if dropout is None:
         dropout = 0.1 if is_clip_model(name) else 0.3

@@ -38,6 +38,9 @@ CONFIG_KEYS = (
     "fine_tune_epochs",
 )
 EMBEDDING_KEYS = ("loss", "mining", "margin", "embedding_dim", "per_class", "exclude_classes")
+# cnn-lstm's recipe where neither the command nor [train] sets a value (benchmarks/bench_motion.py)
+CLIP_DEFAULTS = {"batch_size": 16, "lr": 3e-3}
+MIN_STEPS = 300  # a default cnn-lstm run takes at least this many optimizer steps
 
 
 @dataclass
@@ -108,6 +111,7 @@ class TrainSettings:
     fine_tune_epochs: int = 0
     backbone: str = "none"
     weights: str = "none"
+    flip_map: dict[str, str] | None = None  # [augment] flip_map (dataprep/flips.py)
 
     @property
     def normalize(self) -> bool:
@@ -212,11 +216,12 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
     seed = values.seed if workspace is not None or options.seed is not None else None
     if values.model == "cnn" and values.backbone != "none":
         raise UsageError("--backbone replaces the trunk of cnn-bn, cnn-lstm or the siamese models")
+    epochs, batch_size, lr = _recipe_defaults(values, options, config, info)
     return TrainSettings(
         model=values.model,
-        epochs=values.epochs,
-        batch_size=values.batch_size,
-        lr=float(values.lr),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
         image_size=image_size,
         input_height=height,
         input_width=width,
@@ -239,7 +244,30 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
         fine_tune_epochs=values.fine_tune_epochs,
         backbone=values.backbone,
         weights=values.weights if values.backbone != "none" else "none",
+        flip_map=config.augment.flip_map,
     )
+
+
+def _recipe_defaults(values, options: TrainOptions, config, info) -> tuple[int, int, float]:
+    """``(epochs, batch size, lr)``: cnn-lstm takes :data:`CLIP_DEFAULTS` and at least
+    :data:`MIN_STEPS` optimizer steps where neither the command nor ``[train]`` chooses another
+    value than the generic default (small exports need more epochs: 100 clips in batches of 16
+    are 7 steps an epoch)."""
+    import math
+
+    epochs, batch_size, lr = values.epochs, values.batch_size, float(values.lr)
+    if values.model != "cnn-lstm":
+        return epochs, batch_size, lr
+    # dataprep init writes the generic defaults into [train]; only other values are choices
+    generic = type(config.train)()
+    if options.batch_size is None and batch_size == generic.batch_size:
+        batch_size = CLIP_DEFAULTS["batch_size"]
+    if options.lr is None and lr == generic.lr:
+        lr = CLIP_DEFAULTS["lr"]
+    if options.epochs is None and epochs == generic.epochs:
+        steps = math.ceil(max(1, split_examples(info, "train")) / batch_size)
+        epochs = max(epochs, math.ceil(MIN_STEPS / steps))
+    return epochs, batch_size, lr
 
 
 def _check_embedding_options(options: TrainOptions, model: str) -> None:
