@@ -66,7 +66,9 @@ def _records(tf, plan: ReadPlan):
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression, buffer_size=1 << 20),
         cycle_length=plan.cycle,
         block_length=1,
-        num_parallel_calls=options.parallelism or tf.data.AUTOTUNE,
+        num_parallel_calls=min(options.parallelism, plan.cycle)
+        if options.parallelism
+        else tf.data.AUTOTUNE,
         deterministic=options.deterministic,
     )
     if options.shuffle:
