@@ -113,6 +113,14 @@ def push(
             show_default=False,
         ),
     ] = None,
+    suspects_only: Annotated[
+        bool,
+        typer.Option(
+            "--suspects-only",
+            help="With --predictions RUN: predictions only for the label suspects of the last "
+            "`dataprep audit --run RUN`, for review.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -141,6 +149,7 @@ def push(
         media_url_prefix=media_url_prefix,
         kind=kind,
         predictions=predictions,
+        suspects_only=suspects_only,
     )
 
 

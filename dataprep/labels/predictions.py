@@ -77,6 +77,7 @@ class PredictionsReport:
     added: int = 0
     already_present: int = 0
     other_kind: int = 0
+    not_suspects: int = 0  # tasks left out by --suspects-only
     unmatched_tasks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -305,9 +306,10 @@ def push_predictions(
     media_root: str | None,
     url_prefix: str | None,
     progress: Callable[[int, int | None], None] | None = None,
+    only_media: set[str] | None = None,
 ) -> PredictionsReport:
     """Adds one prediction of ``run`` to every task of the project showing ok ``kind`` media
-    that has none with the run's ``model_version`` yet.
+    that has none with the run's ``model_version`` yet (of ``only_media``, when given).
 
     Returns:
         a :class:`PredictionsReport`; media that cannot be decoded are listed in ``errors``.
@@ -329,6 +331,8 @@ def push_predictions(
             continue
         if media.rows[media_id]["kind"] != kind:
             report.other_kind += 1
+        elif only_media is not None and media_id not in only_media:
+            report.not_suspects += 1
         elif int(task["id"]) in done:
             report.already_present += 1
         else:

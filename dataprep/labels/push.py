@@ -220,6 +220,7 @@ def push(
     media_url_prefix: str | None = None,
     kind: str | None = None,
     predictions: str | Path | None = None,
+    suspects_only: bool = False,
     progress: ProgressFn | None = None,
     client: LabelStudioClient | None = None,
 ) -> PushReport:
@@ -240,6 +241,8 @@ def push(
         predictions: a run id (``runs/<id>``) or run folder: after the tasks are pushed, add
             the run's predictions to every task of the pushed kind that has none from this run
             (``model_version`` = the run id), as ``dataprep predict`` computes them.
+        suspects_only: with ``predictions``, predictions only for the media the last
+            ``dataprep audit --run`` with that run lists as label suspects (docs/audit.md).
         progress: ``progress(done, total)``.
         client: an already connected client (tests); default connects with the env key.
 
@@ -253,11 +256,14 @@ def push(
         UsageError: with ``predictions``, when the run does not exist, its classes differ from
             the workspace's, or the project labels boxes (checked before anything is pushed).
     """
+    if suspects_only and predictions is None:
+        raise UsageError("--suspects-only needs --predictions RUN (the run the audit used)")
     settings = workspace.config.labelstudio
     media = MediaTable.load(workspace)
     if not media.rows:
         raise UsageError("no ok media to push; run `dataprep ingest PATH` first")
     run = check_run(workspace, predictions) if predictions is not None else None
+    only = _suspects(workspace, run) if suspects_only else None
     root, prefix = _media_root(workspace, media, media_root, media_url_prefix)
     ref = project or settings.project or (workspace.config.project.name if create else "")
     client = client or connect(workspace, url)
@@ -287,8 +293,15 @@ def push(
             media_root=root,
             url_prefix=prefix or None,
             progress=progress,
+            only_media=only,
         )
     return report
+
+
+def _suspects(workspace: Workspace, run) -> set[str]:
+    from dataprep.audit.suspects import suspect_media
+
+    return set(suspect_media(workspace, run.run_id))
 
 
 def _remember(
