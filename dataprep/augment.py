@@ -261,6 +261,7 @@ def augment_frames(
     overwrite: bool = False,
     on_error: str = "skip",
     progress: Callable[..., None] | None = None,
+    engine=None,
 ) -> AugmentReport:
     """Materializes ``copies`` augmented copies of every extracted frame.
 
@@ -294,7 +295,7 @@ def augment_frames(
             plan = _plan_copies(workspace, run, fingerprint, options.copies, overwrite, report)
             works = _works(workspace, plan, options, fingerprint, serialized)
             report.media = len(works)
-            saved = _write_copies(workspace, run, plan, works, jobs, report, progress)
+            saved = _write_copies(workspace, run, plan, works, (jobs, engine), report, progress)
             _save_state(
                 workspace,
                 {
@@ -417,7 +418,7 @@ def _write_copies(
     run: StageRun,
     plan: _CopyPlan,
     works: list[_MediaWork],
-    jobs: int | None,
+    where: tuple,  # (local jobs, dataprep.engine.EngineSpec or None)
     report: AugmentReport,
     progress: Callable[..., None] | None,
 ):
@@ -431,7 +432,7 @@ def _write_copies(
         run.mark_changed()
     _remove_partial_writes(workspace, works)
     try:
-        for work, (rows, error) in zip(works, _map_media(works, jobs), strict=True):
+        for work, (rows, error) in zip(works, _map_media(workspace, works, where), strict=True):
             new_rows.extend(rows)
             report.written += len(rows)
             if progress:
@@ -491,7 +492,11 @@ def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
     return frame
 
 
-def _map_media(works: list[_MediaWork], jobs: int | None):
-    from dataprep.parallel import map_items
+def _map_media(workspace: Workspace, works: list[_MediaWork], where: tuple):
+    from dataprep.engine import open_engine, rows_of
 
-    return map_items(_augment_media, works, jobs)
+    jobs, engine = where
+    writes = [workspace.frames_dir] if engine else []
+    with open_engine(engine if works else None, jobs=jobs, writes=writes) as executor:
+        for rows, error in executor.map(_augment_media, works, rows_key=0):
+            yield rows_of(rows), error

@@ -118,6 +118,7 @@ def extract_frames(
     media_ids: list[str] | None = None,
     on_error: str = "skip",
     progress: ProgressFn | None = None,
+    engine=None,
     **options: Any,
 ) -> FramesReport:
     """Extracts frames of every ingested media (see the module docstring).
@@ -138,6 +139,7 @@ def extract_frames(
         on_error: ``skip`` records a media that fails and goes on; ``fail`` stops there (the
             media committed before it are kept).
         progress: called with ``(frames written, frames expected or None)``.
+        engine: a :class:`dataprep.engine.EngineSpec` (None: local, ``jobs`` processes).
 
     Raises:
         UsageError: for bad options, or frames made with other settings without ``overwrite``.
@@ -151,7 +153,9 @@ def extract_frames(
     with run_stage(workspace, "frames", on_error=on_error) as run:
         try:
             plan = _plan(workspace, settings, media_ids, overwrite, report)
-            frame = _extract(workspace, run, plan, settings, jobs, keep_partial, report, progress)
+            frame = _extract(
+                workspace, run, plan, settings, (jobs, engine), keep_partial, report, progress
+            )
         except OSError as exc:
             where = exc.filename or workspace.frames_dir
             raise DiskError(os_error_message(where, exc)) from None
@@ -243,13 +247,17 @@ def _extract(
     run: StageRun,
     plan: _Plan,
     settings: FrameSettings,
-    jobs: int | None,
+    where: tuple,
     keep_partial: bool,
     report: FramesReport,
     progress: ProgressFn | None,
 ):
     """Extracts the planned media, commits each as it finishes, checkpoints the manifest;
-    returns the saved manifest. On any exception the committed media are saved first."""
+    returns the saved manifest. On any exception the committed media are saved first.
+    ``where``: (local jobs, engine spec or None)."""
+    from dataprep.engine import open_engine, sample
+
+    jobs, engine = where
     on_frames = _progress_counter(_expected_total(plan.todo, settings), progress)
     touched: set[str] = set()
     hidden = set(plan.replacing)  # their files go when they are redone: not in the manifest
@@ -259,7 +267,18 @@ def _extract(
     if hidden:
         _save_manifest(workspace, plan, touched, hidden)
     try:
-        with contextlib.closing(run_jobs(workspace, plan.todo, settings, jobs, on_frames)) as done:
+        reads = sample(workspace.root / p for p in paths.values()) if engine else ()
+        with (
+            open_engine(
+                engine if plan.todo else None,
+                jobs=jobs,
+                reads=reads,
+                writes=[workspace.frames_dir],
+            ) as executor,
+            contextlib.closing(
+                run_jobs(workspace, plan.todo, settings, jobs, on_frames, executor)
+            ) as done,
+        ):
             for result in done:
                 if result.get("disk_error"):
                     shutil.rmtree(result["tmp_dir"], ignore_errors=True)

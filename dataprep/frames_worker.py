@@ -181,8 +181,10 @@ def run_jobs(
     settings: FrameSettings,
     jobs: int | None,
     on_frames: Callable[[int], None],
+    executor=None,
 ) -> Iterator[dict[str, Any]]:
-    """Yields :func:`extract_media`'s result for every media row in ``todo`` as each finishes.
+    """Yields :func:`extract_media`'s result for every media row in ``todo`` as each finishes
+    (with a Ray ``executor`` of :mod:`dataprep.engine`: in ``todo``'s order, one task each).
 
     Closing the generator early cancels the media not started yet.
     """
@@ -200,6 +202,9 @@ def run_jobs(
         )
         for row in todo
     ]
+    if executor is not None and executor.kind != "local":
+        yield from _run_on_engine(executor, work, on_frames)
+        return
     if jobs <= 1 or len(work) <= 1:
         for job in work:
             yield extract_media(job, on_frames)
@@ -221,6 +226,20 @@ def run_jobs(
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _run_on_engine(executor, work: list[MediaJob], on_frames) -> Iterator[dict[str, Any]]:
+    """One task per media (decoder threads = the task's CPUs); rows staged to Parquet."""
+    from dataclasses import replace
+
+    from dataprep.engine import rows_of
+
+    threads = max(1, int(executor.spec.num_cpus))
+    jobs = [replace(job, threads=threads) for job in work]
+    for result in executor.map(extract_media, jobs, rows_key="rows"):
+        result["rows"] = rows_of(result["rows"])
+        on_frames(len(result["rows"]))
+        yield result
 
 
 _worker_counter = None

@@ -183,12 +183,15 @@ def _worth_a_pool(todo: list[Candidate]) -> bool:
     return total >= POOL_MIN_BYTES or videos >= POOL_MIN_VIDEOS or len(todo) >= POOL_MIN_FILES
 
 
-def _inspect_all(todo: list[Candidate], jobs: int, max_pixels: int) -> Iterator[dict[str, Any]]:
-    from dataprep.parallel import map_items
+def _inspect_all(todo: list[Candidate], work: _Work, max_pixels: int) -> Iterator[dict[str, Any]]:
+    from dataprep.engine import open_engine
 
-    jobs = jobs if _worth_a_pool(todo) else 1
-    work = functools.partial(inspect_file, max_pixels=max_pixels)
-    return map_items(work, todo, jobs, chunksize=1 if len(todo) < 64 else 4)
+    remote = work.engine is not None and work.engine.kind != "local"
+    jobs = work.jobs if remote or _worth_a_pool(todo) else 1
+    inspect = functools.partial(inspect_file, max_pixels=max_pixels)
+    engine = work.engine if todo else None
+    with open_engine(engine, jobs=jobs, reads=work.roots if remote else ()) as executor:
+        yield from executor.map(inspect, todo, chunksize=1 if len(todo) < 64 else 4)
 
 
 def ingest_settings(
@@ -210,6 +213,7 @@ def ingest(
     on_error: str = "skip",
     max_pixels: int | None = None,
     progress: ProgressFn | None = None,
+    engine=None,
 ) -> IngestReport:
     """Ingests media under ``paths`` into ``workspace`` (see the module docstring).
 
@@ -242,7 +246,8 @@ def ingest(
                 report.errors.append((folder, reason))
                 run.item_failed(folder, reason)
             jobs = jobs or os.cpu_count() or 1
-            _run(run, state, found.candidates, settings, jobs, progress, report)
+            work = _Work(found.candidates, settings, jobs, engine, [str(p) for p in paths])
+            _run(run, state, work, progress, report)
         except BaseException:
             if run.changed:  # keep the finished files; the error raised says what happened
                 with contextlib.suppress(DiskError, OSError):
@@ -257,16 +262,26 @@ def ingest(
     return report
 
 
+@dataclass(frozen=True)
+class _Work:
+    """What the per-file loop runs: the files found, the settings, where the work runs."""
+
+    candidates: list[Candidate]
+    settings: IngestConfig
+    jobs: int
+    engine: Any  # dataprep.engine.EngineSpec or None (local)
+    roots: list[str]  # the folders given (what every Ray node must be able to read)
+
+
 def _run(
     run: StageRun,
     state: _State,
-    candidates: list[Candidate],
-    settings: IngestConfig,
-    jobs: int,
+    work: _Work,
     progress: ProgressFn | None,
     report: IngestReport,
 ) -> None:
     """The per-file loop: skip what is unchanged, inspect the rest, commit and checkpoint."""
+    candidates, settings = work.candidates, work.settings
     todo = []
     for candidate in candidates:
         if state.unchanged(candidate):
@@ -280,7 +295,7 @@ def _run(
     done = report.unchanged
     if progress:
         progress(done, len(candidates), 0)
-    for result in _inspect_all(todo, jobs, settings.max_pixels):
+    for result in _inspect_all(todo, work, settings.max_pixels):
         done += 1
         report.bytes_read += result.get("size_bytes") or 0
         if result["status"] == "skip":

@@ -112,7 +112,12 @@ def select_frame_files(
 
 
 def compute_stats(
-    workspace: Workspace, *, split: str | None = None, jobs: int | None = None, progress=None
+    workspace: Workspace,
+    *,
+    split: str | None = None,
+    jobs: int | None = None,
+    progress=None,
+    engine=None,
 ) -> dict[str, Any]:
     """Computes mean/std over the frames and writes ``manifests/stats.json``.
 
@@ -122,6 +127,7 @@ def compute_stats(
             are used and the result says so in ``note``.
         jobs: worker processes (default: all cores).
         progress: called with ``(frames done, frames total)``.
+        engine: a :class:`dataprep.engine.EngineSpec` (None: local, ``jobs`` processes).
 
     Returns:
         The stats.json content (``mean``, ``std``, ``scale``, ``count_pixels``, ``count_frames``,
@@ -140,7 +146,7 @@ def compute_stats(
     sums, squares, pixels, done = [0, 0, 0], [0, 0, 0], 0, 0
     if progress:
         progress(0, len(paths))
-    for chunk_sums, chunk_squares, chunk_pixels, n in _map_chunks(chunks, jobs):
+    for chunk_sums, chunk_squares, chunk_pixels, n in _map_chunks(chunks, jobs, engine):
         for c in range(3):
             sums[c] += chunk_sums[c]
             squares[c] += chunk_squares[c]
@@ -176,10 +182,12 @@ def _frames_fingerprints(workspace: Workspace) -> list[str]:
     return sorted(set(frames["fingerprint"])) if len(frames) else []
 
 
-def _map_chunks(chunks: list[list[str]], jobs: int | None):
-    from dataprep.parallel import map_items
+def _map_chunks(chunks: list[list[str]], jobs: int | None, engine=None):
+    from dataprep.engine import open_engine, sample
 
-    return map_items(_chunk_sums, chunks, jobs)
+    reads = sample(p for chunk in chunks for p in chunk) if engine else ()
+    with open_engine(engine if chunks else None, jobs=jobs, reads=reads) as executor:
+        yield from executor.map(_chunk_sums, chunks)
 
 
 def load_stats(workspace: Workspace) -> dict[str, Any] | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,202 @@ def test_node_without_dataprep_is_named_and_ship_package_fixes_it(ray_cluster, t
         assert "results 6" in shipped.stdout
     finally:
         ray_cluster.remove_node(node)
+
+
+# ------------------------------------------------------------------ the stages on the cluster
+
+STAGE_SPEC = dict(per_class=2, size=48, frames=12, seed=5)
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones excluded) by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+
+
+def _sorted_manifest(ws, name: str, key: list[str], drop=()):
+    from dataprep import manifests
+
+    frame = manifests.load(ws, name).drop(columns=list(drop))
+    return frame.sort_values(key).reset_index(drop=True)
+
+
+def _run_pipeline(ws, raw: Path, spec) -> None:
+    from dataprep.augment import augment_frames
+    from dataprep.export.dataset import export_dataset
+    from dataprep.frames import extract_frames
+    from dataprep.ingest import ingest
+    from dataprep.split import split_media
+    from dataprep.stats import compute_stats
+
+    ingest(ws, [raw], label_from_dir=True, jobs=2, engine=spec)
+    extract_frames(ws, sampling="all", size="32", jobs=2, engine=spec)
+    split_media(ws, ratios=[0.5, 0.25, 0.25], seed=0)
+    compute_stats(ws, jobs=2, engine=spec)
+    augment_frames(ws, pipeline="light", copies=1, seed=3, jobs=2, engine=spec)
+    export_dataset(ws, format="tfrecord", unit="frame", shard_size="30KB", engine=spec)
+
+
+@pytest.fixture(scope="module")
+def both_engines(ray_cluster, tmp_path_factory):
+    """The same raw media through every engine-aware stage, locally and on the cluster."""
+    from dataprep.testing.gestures import GESTURE_CLASSES, GestureSpec, write_gesture_set
+    from dataprep.workspace import init_workspace
+
+    root = tmp_path_factory.mktemp("engines")
+    write_gesture_set(root / "raw", GestureSpec(**STAGE_SPEC))
+    from dataprep.engine import ray_engine
+
+    spaces = {}
+    for kind in ("local", "ray"):
+        ws = init_workspace(root / kind, classes=list(GESTURE_CLASSES))
+        spec = None if kind == "local" else _spec(ray_cluster)
+        ray_engine.HISTORY.clear()
+        _run_pipeline(ws, root / "raw", spec)
+        spaces[kind] = ws
+    # every stage's unit function really ran as Ray tasks, on both nodes where it had several
+    # (stats has one chunk of frame files here: one task)
+    tasks: dict[str, Counter] = {}
+    for name, nodes in ray_engine.HISTORY:
+        tasks.setdefault(name, Counter()).update(nodes)
+    ran = {name: len(nodes) for name, nodes in tasks.items()}
+    units = ("inspect_file", "extract_media", "_augment_media", "write_shard_task")
+    assert {name: ran.get(name) for name in units} == dict.fromkeys(units, 2), ran
+    assert ran.get("_chunk_sums") == 1, ran
+    return spaces
+
+
+def test_ingest_manifests_equal_row_for_row(both_engines):
+    local, remote = both_engines["local"], both_engines["ray"]
+    for name, key, drop in (("media", ["media_id"], ["ingested_at"]), ("files", ["path"], [])):
+        a = _sorted_manifest(local, name, key, drop)
+        b = _sorted_manifest(remote, name, key, drop)
+        assert len(a) == 8
+        assert a.equals(b), name
+
+
+def test_frame_files_byte_identical_and_manifest_equal(both_engines):
+    local, remote = both_engines["local"], both_engines["ray"]
+    a, b = _tree_bytes(local.frames_dir), _tree_bytes(remote.frames_dir)
+    assert len(a) > 8 * 12 and a == b  # extracted and augmented frames
+    key = ["media_id", "copy_index", "frame_index"]
+    assert _sorted_manifest(local, "frames", key).equals(_sorted_manifest(remote, "frames", key))
+    assert not list(remote.frames_dir.glob(".tmp-*")) and not list(
+        remote.frames_dir.rglob(".staging")
+    )
+
+
+def test_stats_json_identical(both_engines):
+    from dataprep.stats import stats_path
+
+    local, remote = both_engines["local"], both_engines["ray"]
+    assert stats_path(local).read_bytes() == stats_path(remote).read_bytes()
+
+
+def test_tfrecord_shards_byte_identical(both_engines):
+    local, remote = both_engines["local"], both_engines["ray"]
+    a = {k: v for k, v in _tree_bytes(local.exports_dir).items() if ".tfrecord" in k}
+    b = {k: v for k, v in _tree_bytes(remote.exports_dir).items() if ".tfrecord" in k}
+    assert len(a) >= 3 and a == b
+
+
+_DRIVER = """
+import sys
+from pathlib import Path
+from dataprep.engine import EngineSpec
+from dataprep.workspace import open_workspace
+ws = open_workspace(Path(sys.argv[2]))
+spec = EngineSpec(kind="ray", address=sys.argv[1], max_in_flight=2)
+if sys.argv[3] == "frames":
+    from dataprep.frames import extract_frames
+    extract_frames(ws, sampling="all", size="32", engine=spec)
+else:
+    from dataprep.export.dataset import export_dataset
+    export_dataset(ws, format="tfrecord", unit="frame", shard_size="8KB", engine=spec)
+"""
+
+
+def _kill_driver_when(cluster, ws, stage: str, ready, tmp_path) -> None:
+    """Starts a driver process for ``stage`` and SIGKILLs it once ``ready()`` is true."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, cluster.address, str(ws.root), stage],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait()
+
+
+def _mtimes(paths) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in paths}
+
+
+def test_frames_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path):
+    from dataprep.frames import extract_frames
+    from dataprep.ingest import ingest
+    from dataprep.testing.gestures import GESTURE_CLASSES, GestureSpec, write_gesture_set
+    from dataprep.workspace import init_workspace
+
+    write_gesture_set(tmp_path / "raw", GestureSpec(**{**STAGE_SPEC, "per_class": 3}))
+    ws = init_workspace(tmp_path / "ws", classes=list(GESTURE_CLASSES))
+    ingest(ws, [tmp_path / "raw"], label_from_dir=True, jobs=1)
+    records = ws.state_dir / "frames"
+    _kill_driver_when(
+        ray_cluster, ws, "frames", lambda: len(list(records.glob("*.json"))) >= 2, tmp_path
+    )
+    before = _mtimes(records.glob("*.json"))
+    assert 2 <= len(before) < 12
+    report = extract_frames(ws, sampling="all", size="32", engine=_spec(ray_cluster))
+    assert report.unchanged == len(before) and report.extracted == 12 - len(before)
+    assert {k: v for k, v in _mtimes(records.glob("*.json")).items() if k in before} == before
+    local = init_workspace(tmp_path / "local", classes=list(GESTURE_CLASSES))
+    ingest(local, [tmp_path / "raw"], label_from_dir=True, jobs=1)
+    extract_frames(local, sampling="all", size="32", jobs=1)
+    assert _tree_bytes(ws.frames_dir) == _tree_bytes(local.frames_dir)
+    assert not list(ws.frames_dir.glob(".tmp-*"))
+
+
+def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path, both_engines):
+    import json
+
+    from dataprep.export.dataset import export_dataset
+    from dataprep.workspace import open_workspace
+
+    shutil.copytree(both_engines["local"].root, tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
+    out = ws.exports_dir / "tfrecord-frame"
+    shutil.rmtree(out)
+    progress = out / ".export-progress.json"
+
+    def some_done() -> bool:
+        try:
+            return len(json.loads(progress.read_text())["done"]) >= 2
+        except (OSError, ValueError, KeyError):
+            return False
+
+    _kill_driver_when(ray_cluster, ws, "export", some_done, tmp_path)
+    done = json.loads(progress.read_text())["done"]
+    before = _mtimes(out / name for name in done)
+    report = export_dataset(
+        ws, format="tfrecord", unit="frame", shard_size="8KB", engine=_spec(ray_cluster)
+    )
+    assert report.resumed_shards >= len(before)
+    assert _mtimes(out / name for name in done) == before
+    local = export_dataset(
+        both_engines["local"], format="tfrecord", unit="frame", shard_size="8KB", name="small"
+    )
+    assert local.shards == report.shards
+    shards = {k: v for k, v in _tree_bytes(out).items() if ".tfrecord" in k}
+    small = both_engines["local"].exports_dir / "small"
+    assert shards == {k: v for k, v in _tree_bytes(small).items() if ".tfrecord" in k}
+    assert len(shards) > len(before)

@@ -19,6 +19,7 @@ from dataprep.cli.common import (
     print_failed,
     print_json,
 )
+from dataprep.cli.engine_opts import EngineOpt, RayAddressOpt, engine_spec
 from dataprep.cli.progress import run_and_report
 
 PipelineOpt = Annotated[
@@ -42,6 +43,8 @@ def augment(
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
     on_error: OnErrorOpt = "skip",
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -56,11 +59,12 @@ def augment(
     """
     from dataprep.augment import augment_frames
 
+    ws = open_ws(workspace)
     run_and_report(
         "augment",
         "images",
         augment_frames,
-        open_ws(workspace),
+        ws,
         json_output=json_output,
         summary=_print_summary,
         pipeline=pipeline,
@@ -69,6 +73,7 @@ def augment(
         jobs=jobs,
         overwrite=overwrite,
         on_error=on_error,
+        engine=engine_spec(ws, engine, ray_address),
     )
 
 

@@ -14,6 +14,7 @@ from dataprep.cli.common import (
     handle_errors,
     open_ws,
 )
+from dataprep.cli.engine_opts import EngineOpt, RayAddressOpt, engine_spec
 from dataprep.cli.progress import run_and_report
 
 
@@ -49,6 +50,8 @@ def export(
             "skip: leave that example out, record it and go on.",
         ),
     ] = "fail",
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -60,11 +63,12 @@ def export(
     """
     from dataprep.export.dataset import export_dataset
 
+    ws = open_ws(workspace)
     run_and_report(
         "export",
         "examples",
         export_dataset,
-        open_ws(workspace),
+        ws,
         json_output=json_output,
         summary=_print_report,
         ok=lambda report: not report.failed,  # --on-error skip left examples out
@@ -78,6 +82,7 @@ def export(
         unlabelled=unlabelled,
         overwrite=overwrite,
         on_error=on_error,
+        engine=engine_spec(ws, engine, ray_address),
     )
 
 

@@ -17,6 +17,7 @@ from dataprep.cli.common import (
     open_ws,
     print_failed,
 )
+from dataprep.cli.engine_opts import EngineOpt, RayAddressOpt, engine_spec
 from dataprep.cli.progress import run_and_report
 from dataprep.errors import UsageError
 
@@ -53,6 +54,8 @@ def frames(
         bool, typer.Option("--keep-partial", help="Keep frames decoded before a damaged part.")
     ] = False,
     on_error: OnErrorOpt = "skip",
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -68,11 +71,12 @@ def frames(
     from dataprep.frames import extract_frames
 
     sampling = _sampling(fps, every, count, keyframes, all_frames)  # before the workspace opens
+    ws = open_ws(workspace)
     run_and_report(
         "frames",
         "frames",
         extract_frames,
-        open_ws(workspace),
+        ws,
         json_output=json_output,
         summary=_print_summary,
         sampling=sampling,
@@ -87,6 +91,7 @@ def frames(
         overwrite=overwrite,
         keep_partial=keep_partial,
         on_error=on_error,
+        engine=engine_spec(ws, engine, ray_address),
     )
 
 

@@ -16,6 +16,7 @@ from dataprep.cli.common import (
     handle_errors,
     open_ws,
 )
+from dataprep.cli.engine_opts import EngineOpt, RayAddressOpt, engine_spec
 from dataprep.cli.progress import run_and_report
 
 
@@ -48,6 +49,8 @@ def ingest(
     ] = None,
     on_error: OnErrorOpt = "skip",
     jobs: JobsOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -60,11 +63,12 @@ def ingest(
     """
     from dataprep.ingest import ingest as run_ingest
 
+    ws = open_ws(workspace)
     run_and_report(
         "ingest",
         "files",
         run_ingest,
-        open_ws(workspace),
+        ws,
         paths,
         json_output=json_output,
         summary=_print_summary,
@@ -73,6 +77,7 @@ def ingest(
         mode=mode,
         max_pixels=max_pixels,
         on_error=on_error,
+        engine=engine_spec(ws, engine, ray_address),
         jobs=jobs,
     )
 

@@ -16,6 +16,7 @@ from dataprep.cli.common import (
     open_ws,
     print_json,
 )
+from dataprep.cli.engine_opts import EngineOpt, RayAddressOpt, engine_spec
 from dataprep.cli.progress import progress_bar
 
 
@@ -26,6 +27,8 @@ def stats(
         typer.Option("--split", help="train (default once splits exist) or all."),
     ] = None,
     jobs: JobsOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -40,7 +43,13 @@ def stats(
 
     ws = open_ws(workspace)
     with progress_bar("stats", "frames") as update:
-        result = compute_stats(ws, split=split, jobs=jobs, progress=update)
+        result = compute_stats(
+            ws,
+            split=split,
+            jobs=jobs,
+            progress=update,
+            engine=engine_spec(ws, engine, ray_address),
+        )
     if json_output:
         print_json(result)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -114,6 +115,15 @@ def train_baseline(
     weights: Annotated[
         str | None, typer.Option("--weights", help="Backbone weights: imagenet, none or PATH.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Data-parallel training on N local worker processes (MultiWorkerMirroredStrategy;"
+            " --batch-size per worker). Under TF_CONFIG this process is one worker.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -170,6 +180,9 @@ def train_baseline(
         if not json_output:
             console().print(line, markup=False, highlight=False, soft_wrap=True)
 
+    if workers is not None or os.environ.get("TF_CONFIG"):
+        _train_on_workers(ws, options, workers, log, json_output)
+        return
     with progress_bar("epoch", "batches") as update:
         result = run(ws, options, log=log, progress=update)
     if json_output:
@@ -371,6 +384,23 @@ def predict(
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _train_on_workers(ws, options, workers, log, json_output: bool) -> None:
+    """``--workers N`` or ``TF_CONFIG``: docs/scaling.md, multi-worker training."""
+    import json
+
+    from dataprep.train.distributed import train_distributed
+
+    run_dir = train_distributed(ws, options, workers=workers, log=log)
+    if run_dir is None:  # not the chief: it writes nothing
+        return
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    if json_output:
+        print_json(metrics)
+        return
+    console().print(f"test_accuracy {metrics['test_accuracy']:.4f}")
+    console().print(f"run folder: {run_dir}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

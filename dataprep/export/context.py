@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dataprep.errors import MediaError
 from dataprep.export.selection import Example, FrameItem, Selection, frame_file
@@ -37,6 +38,7 @@ class ExportContext:
     resumed: int = 0  # shards kept from an interrupted run
     total: int = 0
     bytes_written: int = 0
+    executor: Any = None  # a Ray executor of dataprep.engine: TFRecord shards as its tasks
 
     def class_index(self, label: str) -> int:
         return self.selection.class_names.index(label)

@@ -112,11 +112,13 @@ def export_dataset(
     overwrite: bool = False,
     on_error: str = "fail",
     progress: ProgressFn | None = None,
+    engine=None,
 ) -> ExportReport:
     """Exports the workspace's labelled frames or clips to ``exports/<name>/``.
 
     Options left as None come from ``[export]`` of dataprep.toml; the name defaults to
     ``<format>-<unit>``. An export whose inputs and settings are unchanged is left as is.
+    ``engine`` (a :class:`dataprep.engine.EngineSpec`): TFRecord shards as Ray tasks.
 
     Raises:
         UsageError: for bad options, or an existing export made from other inputs (without
@@ -150,7 +152,7 @@ def export_dataset(
         run.mark_changed()
         try:
             ctx, split_info = _write(
-                workspace, out_dir, settings, selection, run_key, progress, run
+                workspace, out_dir, settings, selection, run_key, progress, run, engine
             )
             write_info(out_dir, _info(ctx, settings, name, split_info, fingerprints, run_key))
             (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
@@ -191,7 +193,7 @@ def _up_to_date(out_dir: Path, run_key: str, overwrite: bool, report: ExportRepo
     return False
 
 
-def _write(workspace, out_dir, settings, selection, run_key, progress, run):
+def _write(workspace, out_dir, settings, selection, run_key, progress, run, engine=None):
     """Writes every split with the format's writer; returns the context and the split info."""
     done = _start(out_dir, run_key)
     progress_path = out_dir / PROGRESS_NAME
@@ -216,8 +218,10 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run):
     )
     writer = _writer(settings["format"])
     split_info = {}
+    with _engine(engine, workspace, out_dir, settings, selection) as ctx.executor:
+        shards_by_split = {s: writer.write_split(ctx, s, selection.examples[s]) for s in SPLITS}
     for split in SPLITS:
-        shards = writer.write_split(ctx, split, selection.examples[split])
+        shards = shards_by_split[split]
         written = ctx.written_examples(selection.examples[split])
         counts = Counter(e.label for e in written)
         split_info[split] = {
@@ -230,6 +234,19 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run):
     )
     ctx.resumed = len([s for s in done if s in ctx.done_shards])
     return ctx, split_info
+
+
+def _engine(engine, workspace, out_dir, settings, selection):
+    """The executor of the shard tasks (TFRecord on Ray; else None: written here)."""
+    import contextlib
+
+    from dataprep.engine import open_engine, sample
+
+    if engine is None or engine.kind == "local" or settings["format"] != "tfrecord":
+        return contextlib.nullcontext()
+    examples = (e for split in selection.examples.values() for e in split)
+    frames = (workspace.root / f.path for e in examples for f in e.frames)
+    return open_engine(engine, reads=sample(frames), writes=[out_dir])
 
 
 def _info(ctx, settings, name, split_info, fingerprints, run_key) -> dict:

@@ -180,23 +180,32 @@ def suffix(compression: str) -> str:
 
 def write_split(ctx, split: str, examples: list[Example]) -> list[str]:
     """Writes one split's examples as byte-sized TFRecord shards; returns the shard names."""
-    from dataprep.export.shards import plan_shards, shard_file, shard_name
+    from dataprep.export.shards import plan_shards, shard_name
 
+    if ctx.executor is not None and ctx.executor.kind != "local":
+        from dataprep.export.shard_tasks import write_split_on_engine
+
+        return write_split_on_engine(ctx, ctx.executor, split, examples)
     plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
     names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
     for name, indices in zip(names, plan, strict=True):
         if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
             ctx.skip([examples[i] for i in indices])
             continue
-        target = ctx.out_dir / name
-        with shard_file(target, compression=ctx.compression) as stream:
-            chosen = [examples[i] for i in indices]
-            for example, images, shape in ctx.iter_with_images(chosen):
-                message = serialize(
-                    ctx.selection.unit, example, images, ctx.class_index(example.label), shape
-                )
-                stream.write(frame_record(message))
-        size = target.stat().st_size
+        size = write_shard(ctx, ctx.out_dir / name, [examples[i] for i in indices])
         ctx.bytes_written += size
         ctx.finished(name, size)
     return names
+
+
+def write_shard(ctx, target, chosen: list[Example]) -> int:
+    """Writes one shard of ``chosen`` examples (temporary name, renamed); returns its size."""
+    from dataprep.export.shards import shard_file
+
+    with shard_file(target, compression=ctx.compression) as stream:
+        for example, images, shape in ctx.iter_with_images(chosen):
+            message = serialize(
+                ctx.selection.unit, example, images, ctx.class_index(example.label), shape
+            )
+            stream.write(frame_record(message))
+    return target.stat().st_size
