@@ -100,12 +100,32 @@ def test_model_of_a_distributed_run_loads_and_evaluates(two_shard_ws):
     assert metrics["examples"] > 0
 
 
-def test_a_failing_worker_is_named(two_shard_ws, tmp_path):
-    from dataprep.errors import DataprepError
-    from dataprep.train.distributed import launch_local
-    from dataprep.train.options import TrainOptions
+def test_a_failing_worker_is_named_by_the_cli(two_shard_ws):
+    """``train-baseline --workers 2`` (the CLI path): a worker that fails stops the others and
+    is named, with its message; a usage error there is one here (exit code 2)."""
+    import subprocess
+    import sys
 
-    options = TrainOptions(export="no-such-export", model="cnn", epochs=1, batch_size=4)
-    with pytest.raises(DataprepError, match=r"training worker \d of 2 failed .*no complete export"):
-        launch_local(two_shard_ws.root, options, 2, run_name="bad", timeout_s=200)
-    assert not (two_shard_ws.runs_dir / "bad").exists()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dataprep.cli.main",
+            "-w",
+            str(two_shard_ws.root),
+            "train-baseline",
+            "--export",
+            "no-such-export",
+            "--model",
+            "cnn",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "training worker" in result.stderr and "of 2 failed" in result.stderr, result.stderr
+    assert "no complete export" in result.stderr
+    assert not list(two_shard_ws.runs_dir.glob("*-2workers"))

@@ -533,8 +533,10 @@ def _wait(procs, log, timeout_s, run_dir: Path) -> Path:
     for i, proc in enumerate(procs):
         if proc.returncode != 0:
             tail = next((line for line in reversed(errors[i]) if line.strip()), "no message")
-            raise DataprepError(
-                f"training worker {i} of {len(procs)} failed (exit {proc.returncode}): {tail}"
+            kind = UsageError if proc.returncode == UsageError.exit_code else DataprepError
+            raise kind(
+                f"training worker {i} of {len(procs)} failed (exit {proc.returncode}): "
+                f"{tail.removeprefix('error: ')}"
             )
     return run_dir
 
