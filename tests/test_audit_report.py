@@ -142,6 +142,7 @@ def test_report_renders_without_errors_and_every_image_loads(audited, tmp_path):
     assert seen["images"] == len(sources) and seen["loaded"] == seen["images"]
 
 
+@pytest.mark.slow  # another chromium start (2 s idle, 5-10 s under load)
 def test_the_probe_catches_a_broken_image(tmp_path):
     """The browser check is not vacuous: a broken image and a script error are reported."""
     bad = tmp_path / "bad.html"
@@ -156,6 +157,7 @@ def test_the_probe_catches_a_broken_image(tmp_path):
     )
 
 
+@pytest.mark.slow  # another chromium start (2 s idle, 5-10 s under load)
 def test_report_with_suspects_shows_frames(audited, tmp_path):
     """Label suspects (as a run would give) appear with three frames each."""
     import copy
@@ -180,6 +182,7 @@ def test_report_with_suspects_shows_frames(audited, tmp_path):
     assert seen["errors"] == [] and seen["loaded"] == seen["images"] > 0
 
 
+@pytest.mark.slow  # another chromium start (2 s idle, 5-10 s under load)
 def test_report_shows_annotator_agreement(audited, tmp_path):
     """With annotations from two annotators (a Label Studio export, imported), the report shows
     their agreement from ``labels stats``."""
