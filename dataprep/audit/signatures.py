@@ -149,11 +149,9 @@ def frame_stats(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[dict, np.
 
 
 def _read_frames():
-    """The public frame reader (it moves between modules during refactors)."""
-    try:
-        from dataprep.decode import read_frames
-    except ImportError:  # pragma: no cover - before the split of dataprep.frames
-        from dataprep.frames import read_frames
+    """The public frame reader, :func:`dataprep.decode.read_frames` (imported when needed)."""
+    from dataprep.decode import read_frames
+
     return read_frames
 
 
