@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dataprep import manifests
+from dataprep.atomic import atomic_write_text
 from dataprep.augment_check import check_transform, first_line, raise_on_ignored_arguments
 from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
 from dataprep.stage import StageReport, StageRun, run_stage
@@ -160,9 +161,7 @@ def augmented_name(frame_index: int, copy_index: int, extension: str) -> str:
     return f"{frame_index:06d}_aug{copy_index:02d}.{extension}"
 
 
-# --------------------------------------------------------------------------------------------
-# Materialized copies
-# --------------------------------------------------------------------------------------------
+# ---- Materialized copies -------------------------------------------------------------------
 
 
 @dataclass
@@ -463,8 +462,6 @@ STATE_NAME = "augment.json"  # under .dataprep/
 
 
 def _save_state(workspace: Workspace, state: dict) -> None:
-    from dataprep.atomic import atomic_write_text
-
     atomic_write_text(workspace.state_dir / STATE_NAME, json.dumps(state, default=str))
 
 
@@ -485,9 +482,8 @@ def materialized_pipeline(workspace: Workspace) -> dict | None:
 
 def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
     frame = manifests.from_records("frames", sources + augmented)
-    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(
-        drop=True
-    )
+    order = ["media_id", "frame_index", "copy_index"]
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     manifests.save(workspace, "frames", frame)
     return frame
 

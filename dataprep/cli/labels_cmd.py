@@ -57,6 +57,17 @@ OnErrorOpt = Annotated[
         "written); skip: leave that task out and report it.",
     ),
 ]
+PredictionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--predictions",
+        metavar="RUN",
+        help="Also upload run RUN's predictions (a run id under runs/ or a run folder) "
+        "as pre-annotations: model_version = the run id; tasks that already have one "
+        "from this run are skipped.",
+        show_default=False,
+    ),
+]
 ReplaceOpt = Annotated[
     bool,
     typer.Option(
@@ -102,17 +113,7 @@ def push(
             "--kind", help="video or image: which media to push (a project shows one kind)."
         ),
     ] = None,
-    predictions: Annotated[
-        str | None,
-        typer.Option(
-            "--predictions",
-            metavar="RUN",
-            help="Also upload run RUN's predictions (a run id under runs/ or a run folder) "
-            "as pre-annotations: model_version = the run id; tasks that already have one "
-            "from this run are skipped.",
-            show_default=False,
-        ),
-    ] = None,
+    predictions: PredictionsOpt = None,
     suspects_only: Annotated[
         bool,
         typer.Option(

@@ -219,7 +219,7 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run, engi
     writer = _writer(settings["format"])
     split_info = {}
     with _engine(engine, workspace, out_dir, settings, selection) as ctx.executor:
-        shards_by_split = {s: writer.write_split(ctx, s, selection.examples[s]) for s in SPLITS}
+        shards_by_split = {s: _write_split(writer, ctx, s, selection.examples[s]) for s in SPLITS}
     for split in SPLITS:
         shards = shards_by_split[split]
         written = ctx.written_examples(selection.examples[split])
@@ -283,6 +283,18 @@ def _writer(fmt: str):
     else:
         from dataprep.export import imagefolder as module
     return module
+
+
+def _write_split(writer, ctx, split: str, examples: list) -> list[str]:
+    """One split through the format's writer; TFRecord shards as engine tasks when the engine is
+    not local (here, so that the TFRecord writer and the shard tasks do not import each other)."""
+    from dataprep.export import tfrecord
+
+    if writer is tfrecord and ctx.executor is not None and ctx.executor.kind != "local":
+        from dataprep.export.shard_tasks import write_split_on_engine
+
+        return write_split_on_engine(ctx, ctx.executor, split, examples)
+    return writer.write_split(ctx, split, examples)
 
 
 def input_fingerprints(workspace: Workspace) -> dict[str, str | None]:

@@ -179,13 +179,13 @@ def suffix(compression: str) -> str:
 
 
 def write_split(ctx, split: str, examples: list[Example]) -> list[str]:
-    """Writes one split's examples as byte-sized TFRecord shards; returns the shard names."""
+    """Writes one split's examples as byte-sized TFRecord shards; returns the shard names.
+
+    On an engine other than local, the export driver calls
+    :func:`dataprep.export.shard_tasks.write_split_on_engine` instead (one task per shard).
+    """
     from dataprep.export.shards import plan_shards, shard_name
 
-    if ctx.executor is not None and ctx.executor.kind != "local":
-        from dataprep.export.shard_tasks import write_split_on_engine
-
-        return write_split_on_engine(ctx, ctx.executor, split, examples)
     plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
     names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
     for name, indices in zip(names, plan, strict=True):

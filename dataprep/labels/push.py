@@ -267,15 +267,7 @@ def push(
     root, prefix = _media_root(workspace, media, media_root, media_url_prefix)
     ref = project or settings.project or (workspace.config.project.name if create else "")
     client = client or connect(workspace, url)
-    found, created = _open_project(workspace, client, media, ref, create, kind)
-    label_config = str(getattr(found, "label_config", None) or "")
-    report = PushReport(
-        url=client.url,
-        project_id=int(found.id),
-        project_title=str(found.title or ""),
-        created_project=created,
-        kind=_choose_kind(media, kind, label_config or None),
-    )
+    report, label_config = _start_report(workspace, client, media, ref, create, kind)
     target = None
     if run is not None:
         target = prediction_target(label_config, workspace.config.project.label_type)
@@ -296,6 +288,27 @@ def push(
             only_media=only,
         )
     return report
+
+
+def _start_report(
+    workspace: Workspace,
+    client: LabelStudioClient,
+    media: MediaTable,
+    ref: str,
+    create: bool,
+    kind: str | None,
+) -> tuple[PushReport, str]:
+    """Opens (or creates) the project; the push's report and the project's labeling config."""
+    found, created = _open_project(workspace, client, media, ref, create, kind)
+    label_config = str(getattr(found, "label_config", None) or "")
+    report = PushReport(
+        url=client.url,
+        project_id=int(found.id),
+        project_title=str(found.title or ""),
+        created_project=created,
+        kind=_choose_kind(media, kind, label_config or None),
+    )
+    return report, label_config
 
 
 def _suspects(workspace: Workspace, run) -> set[str]:
