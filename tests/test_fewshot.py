@@ -493,3 +493,49 @@ def test_transfer_starts_from_a_runs_trunk_freezes_it_then_fine_tunes(motion_ws)
     with pytest.raises(UsageError, match="does not fit"):
         _train(motion_ws, export="frames", model="cnn-bn", run_name="y", init_from="source",
                backbone="MobileNetV3Small", weights="none")  # fmt: skip
+
+
+# ------------------------------------------------------------------------ other Keras backends
+
+OTHER_BACKEND_SCRIPT = """
+import sys
+import numpy as np
+import keras
+from dataprep.data import iter_numpy
+from dataprep.train.models import build_model, compile_model
+for export, name in ((sys.argv[1], "siamese"), (sys.argv[2], "siamese-lstm")):
+    images, labels = next(iter(iter_numpy(export, "train", batch_size=16, shuffle=False)))
+    model = build_model(name, input_shape=images.shape[1:], num_classes=0, embedding_dim=8)
+    for loss in ("triplet", "contrastive"):
+        compile_model(model, name, lr=1e-3, steps_per_epoch=1, epochs=1, loss=loss)
+        history = model.fit(images, labels, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+    vectors = model.predict(images, verbose=0)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+    print(name, "ok")
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_embedding_models_train_on_other_backends(motion_ws, backend):
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} not installed")
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
+    exports = [str(motion_ws.exports_dir / name) for name in ("frames", "clips")]
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_BACKEND_SCRIPT, *exports],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "siamese ok" in done.stdout and "siamese-lstm ok" in done.stdout
+    assert "tensorflow imported: False" in done.stdout
