@@ -144,7 +144,7 @@ def _train_rows(workdir: Path, quick: bool) -> list[dict]:
     from dataprep.frames import extract_frames
     from dataprep.split import split_media
     from dataprep.stats import compute_stats
-    from dataprep.train.distributed import launch_local
+    from dataprep.train.launch import launch_local
     from dataprep.train.options import TrainOptions
 
     ws = _workspace(workdir / "train", 16 if quick else 48)

@@ -57,7 +57,7 @@ def _shard_sizes(ws) -> list[int]:
 
 
 def test_two_workers_match_one_worker_step_for_step(two_shard_ws):
-    from dataprep.train.distributed import launch_local
+    from dataprep.train.launch import launch_local
     from dataprep.train.options import TrainOptions
 
     ws = two_shard_ws

@@ -28,16 +28,16 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dataprep.errors import DataprepError, UsageError
 
 STEPS_FILE = "train_steps.csv"
+ERROR_PREFIX = "dataprep worker error: "  # how a worker reports its error to the launcher
 
 
 @dataclass(frozen=True)
@@ -421,6 +421,8 @@ def train_distributed(workspace, options, *, workers: int | None = None, log=pri
     if workspace is None:
         raise UsageError("multi-worker training writes runs/ inside a workspace; pass -w DIR")
     if workers is not None:
+        from dataprep.train.launch import launch_local
+
         model = options.model or workspace.config.train.model
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_name = options.run_name or f"{stamp}-{model}-{workers}workers"
@@ -430,115 +432,6 @@ def train_distributed(workspace, options, *, workers: int | None = None, log=pri
             "under TF_CONFIG every worker must be given the same --run-name (the run folder)"
         )
     return train_worker(workspace, options, run_name=options.run_name, log=log)
-
-
-# -- the local launcher (train-baseline --workers N) ---------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on localhost."""
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def launch_local(
-    workspace_root: Path,
-    options,
-    workers: int,
-    *,
-    run_name: str,
-    runs_dir: Path | None = None,
-    timeout_s: float | None = None,
-    log=print,
-    shuffle: bool = True,
-) -> Path:
-    """Runs ``workers`` worker processes on this machine and waits for them.
-
-    The chief's lines go to ``log``; a failing worker stops the others.
-
-    Returns:
-        The run folder.
-
-    Raises:
-        DataprepError: naming the worker that failed and the last line it wrote.
-    """
-    if workers < 1:
-        raise UsageError(f"--workers {workers}: use 1 or more")
-    ports = free_ports(workers)
-    hosts = [f"localhost:{port}" for port in ports]
-    job = {
-        "workspace": str(workspace_root),
-        "options": asdict(options),
-        "run_name": run_name,
-        "runs_dir": str(runs_dir) if runs_dir else None,
-        "shuffle": shuffle,
-    }
-    procs = []
-    for index in range(workers):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
-        )
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dataprep.train.distributed", json.dumps(job)],
-                env=env,
-                stdout=subprocess.PIPE if index == 0 else subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    return _wait(procs, log, timeout_s, Path(runs_dir or Path(workspace_root) / "runs") / run_name)
-
-
-def _wait(procs, log, timeout_s, run_dir: Path) -> Path:
-    import threading
-
-    errors: dict[int, list[str]] = {i: [] for i in range(len(procs))}
-
-    def drain(index, stream, sink):
-        for line in stream:
-            sink(line.rstrip("\n"))
-
-    threads = [threading.Thread(target=drain, args=(0, procs[0].stdout, log), daemon=True)]
-    for i, proc in enumerate(procs):
-        threads.append(
-            threading.Thread(target=drain, args=(i, proc.stderr, errors[i].append), daemon=True)
-        )
-    for thread in threads:
-        thread.start()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        while any(p.poll() is None for p in procs):
-            failed = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
-            if failed or (deadline and time.monotonic() > deadline):
-                break
-            time.sleep(0.2)
-    finally:
-        for proc in procs:  # only the processes this launcher started
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for thread in threads:
-            thread.join(timeout=5)
-    for i, proc in enumerate(procs):
-        if proc.returncode != 0:
-            tail = next((line for line in reversed(errors[i]) if line.strip()), "no message")
-            kind = UsageError if proc.returncode == UsageError.exit_code else DataprepError
-            raise kind(
-                f"training worker {i} of {len(procs)} failed (exit {proc.returncode}): "
-                f"{tail.removeprefix('error: ')}"
-            )
-    return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             shuffle=job.get("shuffle", True),
         )
     except DataprepError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
         return exc.exit_code
     return 0
 
