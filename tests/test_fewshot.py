@@ -459,14 +459,15 @@ def test_transfer_starts_from_a_runs_trunk_freezes_it_then_fine_tunes(motion_ws)
 
     frozen, lines = _train(
         motion_ws,
-        export="clips",
-        model="cnn-lstm",
+        export="frames",
+        model="siamese",
         run_name="frozen",
         init_from="source",
         freeze_trunk=True,
+        exclude_classes="down-right",
     )
     trunk = find_trunk(load_run_model(frozen.run_dir)).get_weights()
-    for a, b in zip(trunk, source_trunk, strict=True):  # frame trunk reused per frame, untouched
+    for a, b in zip(trunk, source_trunk, strict=True):  # a classifier's trunk, untouched
         np.testing.assert_array_equal(a, b)
     config = json.loads((frozen.run_dir / "config.json").read_text())
     assert config["resolved"]["init_from"] == str(source.run_dir)
@@ -493,6 +494,8 @@ def test_transfer_starts_from_a_runs_trunk_freezes_it_then_fine_tunes(motion_ws)
     with pytest.raises(UsageError, match="does not fit"):
         _train(motion_ws, export="frames", model="cnn-bn", run_name="y", init_from="source",
                backbone="MobileNetV3Small", weights="none")  # fmt: skip
+    with pytest.raises(UsageError, match="does not fit this model's motion_trunk"):
+        _train(motion_ws, export="clips", model="cnn-lstm", run_name="z", init_from="source")
 
 
 # ------------------------------------------------------------------------ other Keras backends

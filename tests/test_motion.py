@@ -122,6 +122,13 @@ def test_a_written_set_decodes_with_pyav_and_records_its_settings(tmp_path):
     assert len(frames) == spec.frames and frames[0].shape == (spec.size, spec.size, 3)
     saved = json.loads((tmp_path / "raw" / "motion.json").read_text())
     assert saved["family"]["name"] == "texture-noisy" and saved["per_class"] == 2
-    # the same seed writes the same clips
+    # the same seed draws the same pixels (x264's bytes may differ between runs: not compared)
     again = write_motion_set(tmp_path / "again", "texture-noisy", per_class=2, seed=4)
-    assert again["left"][0].read_bytes() == written["left"][0].read_bytes()
+    with av.open(str(again["left"][0])) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    difference = np.abs(np.stack(decoded).astype(int) - np.stack(frames).astype(int))
+    assert difference.mean() < 1.0
+    first = motion_frames(spec.classes[0], np.random.default_rng(9), spec)
+    np.testing.assert_array_equal(
+        first, motion_frames(spec.classes[0], np.random.default_rng(9), spec)
+    )

@@ -3,8 +3,11 @@ head with the trunk frozen (``--freeze-trunk``), then fine-tune everything at a 
 learning rate (``--fine-tune-epochs``).
 
 The trunk is the per-frame feature extractor every model but the reference ``cnn`` has (the
-``cnn-bn`` convolutions, or a ``--backbone``), so a frame model can start a clip model and a
-classifier an embedding model: only the trunk's weights are copied, the head is new.
+``cnn-bn`` convolutions, the ``cnn-lstm`` motion trunk, or a ``--backbone``). Only the trunk's
+weights are copied and the head is new, so a classifier can start an embedding model and a
+frame model a clip model whose trunk is the same (``cnn-bn`` to ``siamese-lstm``, or the same
+``--backbone``). The reference ``cnn-lstm`` reads each frame next to its difference from the
+previous one (twice the channels), so it starts only from another ``cnn-lstm`` run.
 """
 
 from __future__ import annotations
@@ -46,10 +49,12 @@ def init_trunk(model, weights: list, source: str) -> None:
     target = trunk.get_weights() if trunk is not None else []
     shapes = [w.shape for w in target]
     if trunk is None or shapes != [w.shape for w in weights]:
+        name = trunk.name if trunk is not None else "none"
         raise UsageError(
-            f"--init-from {source}: its trunk does not fit this model's "
-            f"({len(weights)} vs {len(shapes)} weight arrays); use the run's --backbone and "
-            f"frames with as many channels"
+            f"--init-from {source}: its trunk does not fit this model's {name} "
+            f"({len(weights)} vs {len(shapes)} weight arrays); start from a run with the same "
+            f"trunk (cnn-bn or siamese for cnn-bn, siamese and siamese-lstm; cnn-lstm for "
+            f"cnn-lstm; the same --backbone), on frames with as many channels"
         )
     trunk.set_weights(weights)
 
