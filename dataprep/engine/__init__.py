@@ -27,31 +27,29 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from dataprep.errors import DataprepError
+from dataprep.engine.base import (
+    ENGINE_CHOICES,
+    WHOLE_RESULT,
+    EngineError,
+    EngineSpec,
+    StagedRows,
+    rows_of,
+)
 
-ENGINE_CHOICES: tuple[str, ...] = ("local", "ray")
-WHOLE_RESULT = "*"  # rows_key of a unit function whose whole result is a list of rows
-
-
-class EngineError(DataprepError):
-    """The Ray engine cannot run: Ray missing, cluster unreachable, a node failing a check,
-    or a worker lost more often than Ray retries."""
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """The effective ``[engine]`` settings of one command."""
-
-    kind: str = "local"
-    address: str = ""
-    num_cpus: float = 1.0
-    memory_mb: int = 0
-    max_in_flight: int = 0
-    ship_package: bool = False
+__all__ = [
+    "ENGINE_CHOICES",
+    "WHOLE_RESULT",
+    "EngineError",
+    "EngineSpec",
+    "LocalExecutor",
+    "StagedRows",
+    "open_engine",
+    "resolve",
+    "rows_of",
+    "sample",
+]
 
 
 def resolve(config=None, *, kind: str | None = None, address: str | None = None) -> EngineSpec:
@@ -73,25 +71,6 @@ def resolve(config=None, *, kind: str | None = None, address: str | None = None)
     return EngineSpec(
         **{key: value for key, value in merged.model_dump().items() if key in asdict(EngineSpec())}
     )
-
-
-@dataclass(frozen=True)
-class StagedRows:
-    """Rows a Ray worker wrote to ``path`` (Parquet) instead of returning them."""
-
-    path: str
-    count: int
-
-    def load(self) -> list[dict[str, Any]]:
-        """The rows, read back (plain Python values, as the unit function returned them)."""
-        import pyarrow.parquet as pq
-
-        return pq.read_table(self.path).to_pylist()
-
-
-def rows_of(value) -> list[dict[str, Any]]:
-    """The rows of a result field, whether returned in place or staged by the Ray engine."""
-    return value.load() if isinstance(value, StagedRows) else value
 
 
 def sample(paths: Iterable[str | Path], k: int = 8) -> list[str]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dataprep.engine import EngineError, EngineSpec, StagedRows
+from dataprep.engine.base import EngineError, EngineSpec, StagedRows
 
 MAX_RETRIES = 3
 # (unit function name, tasks per node id) of the last maps in this process: what ran where.
@@ -74,7 +74,7 @@ def _run_chunk(
     """The Ray task: ``func`` over one chunk; rows staged to Parquet when asked."""
     import ray
 
-    from dataprep.engine import WHOLE_RESULT
+    from dataprep.engine.base import WHOLE_RESULT
 
     results = [func(item) for item in chunk]
     if rows_key and staging:

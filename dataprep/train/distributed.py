@@ -35,9 +35,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dataprep.errors import DataprepError, UsageError
+from dataprep.train.launch import ERROR_PREFIX
 
 STEPS_FILE = "train_steps.csv"
-ERROR_PREFIX = "dataprep worker error: "  # how a worker reports its error to the launcher
 
 
 @dataclass(frozen=True)

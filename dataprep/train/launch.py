@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dataprep.errors import DataprepError, UsageError
 
+ERROR_PREFIX = "dataprep worker error: "  # how a worker reports its error to the launcher
+
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct free TCP ports on localhost."""
@@ -121,7 +123,6 @@ def _wait(procs, log, timeout_s, run_dir: Path) -> Path:
 
 def _worker_message(lines: list[str]) -> str:
     """The error a worker reported (TensorFlow's own shutdown lines may come after it)."""
-    from dataprep.train.distributed import ERROR_PREFIX
 
     for line in reversed(lines):
         if line.startswith(ERROR_PREFIX):
