@@ -31,149 +31,104 @@ def _workspace_or_none(workspace: Path | None):
         return None
 
 
+def _opt(kind, flag: str, help_text: str, **extra):
+    """A ``train-baseline`` option of type ``kind`` (None: take it from ``[train]``)."""
+    return Annotated[kind | None, typer.Option(flag, help=help_text, **extra)]
+
+
+# train-baseline's options, one line each (TrainOptions has the same names)
+ExportOpt = _opt(str, "--export", "Export name (exports/NAME) or folder of an export.")
+ModelOpt = _opt(str, "--model", "cnn, cnn-bn, cnn-lstm, siamese or siamese-lstm ([train]).")
+EpochsOpt = _opt(int, "--epochs", "Most epochs.")
+BatchOpt = _opt(int, "--batch-size", "Batch size per device.")
+LrOpt = _opt(float, "--lr", "Learning rate.")
+ImageSizeOpt = _opt(int, "--image-size", "Resize frames to SxS (default: export size).")
+ClipLenOpt = _opt(int, "--clip-len", "Frames per clip (<= the export's clip length).")
+AugmentOpt = _opt(str, "--augment", "Augmentation of training batches (preset name or YAML).")
+PrecisionOpt = _opt(str, "--mixed-precision", "auto (capable GPUs), on or off ([train]).")
+XlaOpt = Annotated[bool, typer.Option("--xla", help="Compile the train step with XLA.")]
+SeedOpt = _opt(int, "--seed", "Seed everything; bit-for-bit repeatable on CPU.")
+RunNameOpt = _opt(str, "--run-name", "Run id (default: UTC time and model).")
+PatienceOpt = _opt(int, "--patience", "Early stopping: epochs without val_loss gain.")
+FromConfigOpt = _opt(Path, "--from-config", "Repeat a run: read every option from its config.json.")
+LossOpt = _opt(str, "--loss", "Embedding models: triplet or contrastive.")
+MiningOpt = _opt(str, "--mining", "Triplet mining in each batch: semi-hard, hard.")
+MarginOpt = _opt(float, "--margin", "Loss margin (default 0.2 / 1.0).")
+EmbeddingDimOpt = _opt(int, "--embedding-dim", "Size of the embedding.")
+PerClassOpt = _opt(int, "--per-class", "Examples of each class in a batch.")
+ExcludeOpt = _opt(str, "--exclude-classes", "Classes held out of training: a,b,c.")
+InitFromOpt = _opt(str, "--init-from", "Start the trunk from this run.")
+FreezeOpt = Annotated[
+    bool, typer.Option("--freeze-trunk", help="Train the new head with the trunk frozen.")
+]
+FineTuneOpt = _opt(int, "--fine-tune-epochs", "Then train everything at lr/10 this long.")
+BackboneOpt = _opt(str, "--backbone", "Trunk: none, MobileNetV3Small or EfficientNetB0.")
+WeightsOpt = _opt(str, "--weights", "Backbone weights: imagenet, none or PATH.")
+WorkersOpt = _opt(
+    int,
+    "--workers",
+    "Data-parallel training on N local worker processes (MultiWorkerMirroredStrategy;"
+    " --batch-size per worker). Under TF_CONFIG this process is one worker.",
+    min=1,
+)
+
+
 @handle_errors
 @silence_native_logs
 def train_baseline(
-    export: Annotated[
-        str | None,
-        typer.Option("--export", help="Export name (exports/NAME) or folder of an export."),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="cnn, cnn-bn or cnn-lstm (default: [train]).")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Most epochs.")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Batch size per device.")
-    ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
-    image_size: Annotated[
-        int | None,
-        typer.Option("--image-size", help="Resize frames to SxS (default: export size)."),
-    ] = None,
-    clip_len: Annotated[
-        int | None,
-        typer.Option("--clip-len", help="Frames per clip (<= the export's clip length)."),
-    ] = None,
-    augment: Annotated[
-        str | None,
-        typer.Option("--augment", help="Augmentation of training batches (preset name or YAML)."),
-    ] = None,
-    mixed_precision: Annotated[
-        str | None,
-        typer.Option(
-            "--mixed-precision", help="auto (capable GPUs), on or off (default: [train])."
-        ),
-    ] = None,
-    xla: Annotated[bool, typer.Option("--xla", help="Compile the train step with XLA.")] = False,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed everything; bit-for-bit repeatable on CPU.")
-    ] = None,
-    run_name: Annotated[
-        str | None, typer.Option("--run-name", help="Run id (default: UTC time and model).")
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option("--patience", help="Early stopping: epochs without val_loss gain."),
-    ] = None,
-    from_config: Annotated[
-        Path | None,
-        typer.Option("--from-config", help="Repeat a run: read every option from its config.json."),
-    ] = None,
-    loss: Annotated[
-        str | None, typer.Option("--loss", help="Embedding models: triplet or contrastive.")
-    ] = None,
-    mining: Annotated[
-        str | None, typer.Option("--mining", help="Triplet mining in each batch: semi-hard, hard.")
-    ] = None,
-    margin: Annotated[
-        float | None, typer.Option("--margin", help="Loss margin (default 0.2 / 1.0).")
-    ] = None,
-    embedding_dim: Annotated[
-        int | None, typer.Option("--embedding-dim", help="Size of the embedding.")
-    ] = None,
-    per_class: Annotated[
-        int | None, typer.Option("--per-class", help="Examples of each class in a batch.")
-    ] = None,
-    exclude_classes: Annotated[
-        str | None,
-        typer.Option("--exclude-classes", help="Classes held out of training: a,b,c."),
-    ] = None,
-    init_from: Annotated[
-        str | None, typer.Option("--init-from", help="Start the trunk from this run.")
-    ] = None,
-    freeze_trunk: Annotated[
-        bool, typer.Option("--freeze-trunk", help="Train the new head with the trunk frozen.")
-    ] = False,
-    fine_tune_epochs: Annotated[
-        int | None,
-        typer.Option("--fine-tune-epochs", help="Then train everything at lr/10 this long."),
-    ] = None,
-    backbone: Annotated[
-        str | None,
-        typer.Option("--backbone", help="Trunk: none, MobileNetV3Small or EfficientNetB0."),
-    ] = None,
-    weights: Annotated[
-        str | None, typer.Option("--weights", help="Backbone weights: imagenet, none or PATH.")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Data-parallel training on N local worker processes (MultiWorkerMirroredStrategy;"
-            " --batch-size per worker). Under TF_CONFIG this process is one worker.",
-        ),
-    ] = None,
+    export: ExportOpt = None,
+    model: ModelOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    image_size: ImageSizeOpt = None,
+    clip_len: ClipLenOpt = None,
+    augment: AugmentOpt = None,
+    mixed_precision: PrecisionOpt = None,
+    xla: XlaOpt = False,
+    seed: SeedOpt = None,
+    run_name: RunNameOpt = None,
+    patience: PatienceOpt = None,
+    from_config: FromConfigOpt = None,
+    loss: LossOpt = None,
+    mining: MiningOpt = None,
+    margin: MarginOpt = None,
+    embedding_dim: EmbeddingDimOpt = None,
+    per_class: PerClassOpt = None,
+    exclude_classes: ExcludeOpt = None,
+    init_from: InitFromOpt = None,
+    freeze_trunk: FreezeOpt = False,
+    fine_tune_epochs: FineTuneOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    workers: WorkersOpt = None,
     json_output: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train a reference model on an export; write model, metrics and plots to runs/RUN_ID/.
 
     cnn: the tutorial CNN (79,626 parameters at 32x32x3, 10 classes); cnn-bn: batch norm,
-    dropout, augmentation, weight decay, cosine schedule; cnn-lstm: cnn-bn per frame, LSTM over
-    the clip (needs an export with --unit clip). siamese / siamese-lstm: the cnn-bn / cnn-lstm
-    encoder to an L2-normalized embedding, trained with a triplet or contrastive loss; new
-    classes are added later with `dataprep enroll`.
+    dropout, augmentation, weight decay, cosine schedule; cnn-lstm: each frame with its
+    difference from the previous one through a small convolutional trunk (where and what),
+    their changes, an LSTM over the clip, clip-consistent augmentation (needs an export with
+    --unit clip). siamese / siamese-lstm: the cnn-bn / cnn-lstm encoder to an L2-normalized
+    embedding, trained with a triplet or contrastive loss; new classes are added later with
+    `dataprep enroll`.
 
     Example: `dataprep train-baseline --export gestures-clips --model cnn-lstm --seed 0`
     """
-    from dataclasses import asdict
+    from dataclasses import fields
 
     from dataprep.errors import UsageError
     from dataprep.train.loop import TrainOptions, options_from_config
-    from dataprep.train.loop import train_baseline as run
 
+    given = dict(locals())  # the command's options, by name (before any other local)
     if from_config is not None:
         options = options_from_config(from_config, run_name)
     elif export is None:
         raise UsageError("--export is required (an export name or folder), or --from-config")
     else:
-        options = TrainOptions(
-            export=export,
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            image_size=image_size,
-            clip_len=clip_len,
-            augment=augment,
-            mixed_precision=mixed_precision,
-            xla=xla,
-            seed=seed,
-            run_name=run_name,
-            patience=patience,
-            loss=loss,
-            mining=mining,
-            margin=margin,
-            embedding_dim=embedding_dim,
-            per_class=per_class,
-            exclude_classes=exclude_classes,
-            init_from=init_from,
-            freeze_trunk=freeze_trunk,
-            fine_tune_epochs=fine_tune_epochs,
-            backbone=backbone,
-            weights=weights,
-        )
+        options = TrainOptions(**{f.name: given[f.name] for f in fields(TrainOptions)})
     ws = _workspace_or_none(workspace)
 
     def log(line: str) -> None:
@@ -183,6 +138,14 @@ def train_baseline(
     if workers is not None or os.environ.get("TF_CONFIG"):
         _train_on_workers(ws, options, workers, log, json_output)
         return
+    _train_here(ws, options, log, json_output)
+
+
+def _train_here(ws, options, log, json_output: bool) -> None:
+    from dataclasses import asdict
+
+    from dataprep.train.loop import train_baseline as run
+
     with progress_bar("epoch", "batches") as update:
         result = run(ws, options, log=log, progress=update)
     if json_output:
