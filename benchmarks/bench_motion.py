@@ -28,7 +28,8 @@ frames (``texture-noisy`` drawn at 64 px, 168 training clips, as in issue 13), a
 epochs, images/s over the whole run (every epoch, the first included) and seconds per epoch
 (min/median/max), next to ``dataprep.data.load`` alone on the same split (ratio well below 1:
 the input pipeline keeps ahead). ``--baseline-commit SHA`` measures that commit's code on the
-same export in the same run (a ``git archive`` in a temporary folder), alternating the two.
+same export in the same run (a ``git archive`` in a temporary folder, or ``--baseline-tree DIR``
+holding that commit's files), alternating the two.
 """
 
 from __future__ import annotations
@@ -298,6 +299,7 @@ def throughput(cache: Path, runs_dir: Path, epochs: int = 5, log=print) -> dict:
 
     spec = throughput_family()
     ws = prepare(spec, THROUGHPUT_TRAIN, cache, log=log)
+    load_before = os.getloadavg()[0]
     keras.backend.clear_session()
     name = f"throughput-{time.time_ns()}"
     options = TrainOptions(
@@ -316,6 +318,7 @@ def throughput(cache: Path, runs_dir: Path, epochs: int = 5, log=print) -> dict:
         "images_per_s_after_first": result.train_images_per_s,
         "epoch_seconds": [r["seconds"] for r in history],
         "loader_images_per_s": _loader_rate(ws.exports_dir / "clips", batch, spec.frames),
+        "load_average": [load_before, os.getloadavg()[0]],
     }
 
 
@@ -336,7 +339,6 @@ def _loader_rate(export_dir: Path, batch_size: int, frames: int) -> float:
 def _throughput_main(args) -> int:
     """``--throughput``: this tree's figures (``--json``: one JSON line), and with
     ``--baseline-commit`` the baseline's, measured alternately in subprocesses."""
-    import subprocess
     import tempfile
 
     cache = cache_root(args.cache)
@@ -348,19 +350,8 @@ def _throughput_main(args) -> int:
                 return 0
             results = {"current": [result]}
         else:
-            base = Path(tmp) / "baseline"
-            base.mkdir()
             repo = HERE.parent
-            archive = subprocess.run(
-                ["git", "-C", str(repo), "archive", args.baseline_commit],
-                check=True,
-                capture_output=True,
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-            (base / "benchmarks" / "bench_motion.py").write_bytes(Path(__file__).read_bytes())
-            (base / "dataprep" / "testing" / "motion.py").write_bytes(
-                (repo / "dataprep" / "testing" / "motion.py").read_bytes()
-            )
+            base = _baseline_tree(repo, args.baseline_commit, args.baseline_tree, Path(tmp))
             results = {"baseline": [], "current": []}
             for _ in range(args.repeats):
                 for key, tree in (("baseline", base), ("current", repo)):
@@ -378,6 +369,26 @@ def _throughput_main(args) -> int:
     out.write_text(json.dumps({"results": results, "rows": rows}, indent=2, default=str))
     print(f"wrote {out}")
     return 0
+
+
+def _baseline_tree(repo: Path, commit: str, tree: Path | None, tmp: Path) -> Path:
+    """The baseline's source: ``tree`` (a copy of ``commit`` made beforehand, for a checkout
+    that is not a git repository) or a ``git archive`` of ``commit`` in ``tmp``; this file
+    and the motion generator are copied into it, so both sides draw the same export."""
+    import subprocess
+
+    base = Path(tree) if tree else tmp / "baseline"
+    if not tree:
+        base.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", commit], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    (base / "benchmarks" / "bench_motion.py").write_bytes(Path(__file__).read_bytes())
+    (base / "dataprep" / "testing" / "motion.py").write_bytes(
+        (repo / "dataprep" / "testing" / "motion.py").read_bytes()
+    )
+    return base
 
 
 def _measure_in(tree: Path, cache: Path, epochs: int) -> dict:
@@ -405,6 +416,7 @@ def _throughput_rows(results: dict, baseline: str | None) -> list[dict]:
         rate = statistics.median(r["images_per_s_run"] for r in items)
         loader = statistics.median(r["loader_images_per_s"] for r in items)
         seconds = [s for r in items for s in r["epoch_seconds"]]
+        loads = [x for r in items for x in r.get("load_average", [])]
         peer = None
         if key == "current" and "baseline" in results:
             peer = statistics.median(r["images_per_s_run"] for r in results["baseline"])
@@ -423,6 +435,7 @@ def _throughput_rows(results: dict, baseline: str | None) -> list[dict]:
                     f"{len(items)} runs; s/epoch {min(seconds):.1f}/"
                     f"{statistics.median(seconds):.1f}/{max(seconds):.1f} (min/median/max); "
                     f"training/loader {rate / loader:.2f}"
+                    + (f"; load average {min(loads):.1f}-{max(loads):.1f}" if loads else "")
                 ),
             )
         )
@@ -481,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="skip runs already in --out")
     parser.add_argument("--throughput", action="store_true", help="training speed at 64x64")
     parser.add_argument("--baseline-commit", help="--throughput: also measure this commit")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="--throughput: the baseline commit's files, extracted"
+    )
     parser.add_argument("--epochs", type=int, default=5, help="--throughput: epochs per run")
     parser.add_argument("--repeats", type=int, default=2, help="--throughput: runs of each")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
