@@ -105,7 +105,7 @@ def audit_workspace(
         ManifestError: without a media manifest.
         UsageError: for bad settings or an unusable run.
     """
-    from dataprep.audit import duplicates, quality, suspects
+    from dataprep.audit import duplicates, suspects
     from dataprep.stage import run_stage
 
     started = time.monotonic()
@@ -129,16 +129,8 @@ def audit_workspace(
         )
         cluster_of = duplicates.clusters(pairs)
         findings = duplicates.pair_findings(pairs, cluster_of, split_of, label_of)
-        findings += quality.unreadable_findings(
-            manifests.records(media_all), signatures, label_of, split_of
-        )
-        median = quality.median_sharpness(signatures)
-        for media_id, signature in signatures.items():
-            findings += quality.frame_findings(
-                signature, settings, median, label_of.get(media_id), split_of.get(media_id)
-            )
-        findings += quality.class_findings(
-            label_of, split_of, list(workspace.config.project.classes), settings
+        findings += _quality_findings(
+            workspace, media_all, signatures, settings, label_of, split_of
         )
         ranked, scored = None, None
         if run is not None:
@@ -171,6 +163,23 @@ def audit_workspace(
         )
     report.seconds = time.monotonic() - started
     return AuditResult(report, findings, rows, label_of, split_of, signatures, ranked)
+
+
+def _quality_findings(workspace, media_all, signatures, settings, label_of, split_of) -> list:
+    """Unreadable media, bad frames (blank, frozen, dark, blurred) and thin or skewed classes."""
+    from dataprep.audit import quality
+
+    findings = quality.unreadable_findings(
+        manifests.records(media_all), signatures, label_of, split_of
+    )
+    median = quality.median_sharpness(signatures)
+    for media_id, signature in signatures.items():
+        findings += quality.frame_findings(
+            signature, settings, median, label_of.get(media_id), split_of.get(media_id)
+        )
+    return findings + quality.class_findings(
+        label_of, split_of, list(workspace.config.project.classes), settings
+    )
 
 
 def _order(row: dict[str, Any]) -> tuple:
