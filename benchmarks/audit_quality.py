@@ -41,10 +41,11 @@ def dataprep(ws: Path, *args: str) -> str:
 
 def _export(ws: Path, **options) -> None:
     """The export stage through the library (the same code ``dataprep export`` calls)."""
+    from dataprep.data.info import info_path
     from dataprep.export.dataset import export_dataset
     from dataprep.workspace import open_workspace
 
-    if not (Path(ws) / "exports" / options["name"] / "dataset_info.json").exists():
+    if not info_path(Path(ws) / "exports" / options["name"]).exists():
         export_dataset(open_workspace(ws), **options)
 
 

@@ -139,7 +139,9 @@ def write_synthetic_export(
         "fingerprints": {},
         "dataprep_version": "gpu_check",
     }
-    (folder / "dataset_info.json").write_text(json.dumps(info))
+    from dataprep.data.info import write_info
+
+    write_info(folder, info)
     return folder
 
 

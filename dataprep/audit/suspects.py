@@ -105,11 +105,10 @@ def held_out_probabilities(
 
 
 def _export_splits(config: dict[str, Any]) -> dict[str, int]:
-    import json
-
+    from dataprep.data import read_info
     from dataprep.train.evaluate import run_export_dir
 
-    info = json.loads((run_export_dir(config) / "dataset_info.json").read_text(encoding="utf-8"))
+    info = read_info(run_export_dir(config))
     return {name: int(v.get("examples") or 0) for name, v in (info.get("splits") or {}).items()}
 
 

@@ -102,8 +102,10 @@ def run_export_dir(config: dict[str, Any]) -> Path:
     Raises:
         UsageError: when it is gone.
     """
+    from dataprep.data.info import info_path
+
     export_dir = Path(config["export"]["dir"])
-    if not (export_dir / "dataset_info.json").is_file():
+    if not info_path(export_dir).is_file():
         raise UsageError(
             f"the run's export {export_dir} is gone (no dataset_info.json); export it again with "
             f"the same settings (fingerprints in config.json) to evaluate"

@@ -22,12 +22,14 @@ def resolve_export(workspace, export: str) -> Path:
     Raises:
         UsageError: when there is no complete export (no ``dataset_info.json``) there.
     """
+    from dataprep.data.info import info_path
+
     candidates = []
     if workspace is not None:
         candidates.append(workspace.exports_dir / export)
     candidates.append(Path(export).expanduser())
     for folder in candidates:
-        if (folder / "dataset_info.json").is_file():
+        if info_path(folder).is_file():
             return folder.resolve()
     where = " or ".join(str(c) for c in candidates)
     raise UsageError(
