@@ -54,7 +54,8 @@ class GestureSpec:
     seed: int = 0
 
 
-def _sprite_mask(kind: str, side: int) -> np.ndarray:
+def sprite_mask(kind: str, side: int) -> np.ndarray:
+    """A ``square``, ``disc`` or ``cross`` of ``side`` pixels as a boolean mask."""
     yy, xx = np.mgrid[:side, :side]
     centre = (side - 1) / 2
     if kind == "disc":
@@ -91,7 +92,7 @@ def gesture_frames(
     dx, dy = _DIRECTIONS[label]
     speed = int(rng.integers(spec.speed_min, spec.speed_max + 1))
     side = int(rng.integers(spec.sprite_min, spec.sprite_max + 1))
-    mask = _sprite_mask(str(rng.choice(["square", "disc", "cross"])), side)
+    mask = sprite_mask(str(rng.choice(["square", "disc", "cross"])), side)
     # Random colours, one rule: a dark background and a bright sprite (every channel apart),
     # so the sprite is always visible; which colours carries nothing about the class.
     background = rng.integers(0, 90, 3)

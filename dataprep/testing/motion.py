@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dataprep.testing.gestures import sprite_mask
+
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 SHAPES = ("square", "disc", "cross")
 SCALE = 4  # frames are drawn at 4x and area-downsampled (anti-aliasing, sub-pixel motion)
@@ -133,18 +135,6 @@ FAMILIES: dict[str, MotionFamily] = {
 }
 
 
-def _shape_mask(kind: str, side: int) -> np.ndarray:
-    yy, xx = np.mgrid[:side, :side]
-    centre = (side - 1) / 2
-    if kind == "disc":
-        return (yy - centre) ** 2 + (xx - centre) ** 2 <= (side / 2) ** 2
-    if kind == "cross":
-        bar = max(1, side // 3)
-        lo = (side - bar) // 2
-        return ((yy >= lo) & (yy < lo + bar)) | ((xx >= lo) & (xx < lo + bar))
-    return np.ones((side, side), bool)
-
-
 def _glyph_mask(digit: int, side: int) -> np.ndarray:
     import cv2
 
@@ -170,7 +160,7 @@ def _sprite(kind: str, side: int, colour: np.ndarray, rng: np.random.Generator):
         tone = np.kron(pattern, np.ones((-(-big // cells),) * 2, bool))[:big, :big]
         pixels[~tone] *= 0.45
         return np.ones((big, big), bool), pixels
-    return _shape_mask(kind, big), pixels
+    return sprite_mask(kind, big), pixels
 
 
 def _paste(canvas: np.ndarray, mask: np.ndarray, pixels: np.ndarray, y: float, x: float) -> None:
