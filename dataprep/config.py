@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dataprep.errors import ConfigError
 
+DEFAULT_MAX_PIXELS = 100_000_000  # [ingest] max_pixels: images and videos above are refused
+
 CONFIG_NAME = "dataprep.toml"
 LabelType = Literal["classification", "segments", "boxes"]
 
@@ -51,7 +53,7 @@ class IngestConfig(_Section):
     label_from_dir: bool = False
     # images (and video frames) above this many pixels are refused from their header, before
     # decoding: a 1 MB PNG can claim 20000x20000 (1.6 GB decoded)
-    max_pixels: int = Field(100_000_000, ge=1)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
 
 
 class FramesConfig(_Section):

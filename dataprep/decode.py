@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dataprep.config import DEFAULT_MAX_PIXELS
 from dataprep.errors import MediaError
 from dataprep.imageops import (
     SizeSpec,
@@ -78,8 +79,8 @@ def read_frames(
     spec = SamplingSpec(sampling, fps=fps, every=every, count=count)
     size_spec = parse_size_spec(size, resize)
     path = Path(path)
-    if _media_kind(path) == "image":
-        image = resize_image(read_image_bgr(path), size_spec)
+    if _media_kind(path) == "image":  # a file from anywhere: its header is checked first
+        image = resize_image(read_image_bgr(path, DEFAULT_MAX_PIXELS), size_spec)
         yield DecodedFrame(0, 0.0, bgr_to_rgb(image))
         return
     for frame_index, timestamp_s, image in decode_video(path, spec, size=size_spec, color="rgb24"):

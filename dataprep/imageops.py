@@ -248,19 +248,34 @@ def rgb_to_bgr(image: np.ndarray) -> np.ndarray:
 bgr_to_rgb = rgb_to_bgr
 
 
-def read_image_bgr(path: Path | str) -> np.ndarray:
+def read_image_bgr(path: Path | str, max_pixels: int | None = None) -> np.ndarray:
     """Reads an image file as BGR uint8 (EXIF orientation applied, alpha dropped, gray expanded).
 
+    Args:
+        path: the image file.
+        max_pixels: for files from outside the workspace: the size in the header is checked
+            against this before any pixel is decoded (a 74-byte file can claim 100000x100000).
+
     Raises:
-        MediaError: when the file cannot be read or decoded.
+        MediaError: naming the file, when it cannot be read or decoded or is too large.
     """
     import cv2
 
+    if max_pixels:
+        from dataprep.probe import check_pixels, image_header_size
+
+        try:
+            check_pixels(*image_header_size(Path(path)), max_pixels)
+        except MediaError as exc:
+            raise MediaError(f"{path}: {exc}") from None
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise MediaError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:
+        image = None
     if image is None:
         raise MediaError(
             f"{path}: not a decodable image; re-export it or remove it from the workspace"

@@ -16,7 +16,7 @@ import pytest
 
 from dataprep import manifests
 from dataprep.ingest import ingest
-from dataprep.testing.media import write_bad_files, write_image, write_video
+from dataprep.testing.media import write_bad_files, write_black_png, write_image, write_video
 
 
 @pytest.fixture(scope="module")
@@ -246,37 +246,11 @@ def test_kill_during_ingest_then_rerun_completes(workspace, tmp_path):
 # --- hostile input (issue 11) -------------------------------------------------------------
 
 
-def _png(path: Path, width: int, height: int, *, bit_depth: int = 1, rows: bool = True) -> Path:
-    """A real PNG of ``width`` x ``height`` (all black, 1 bit per pixel: tiny once compressed);
-    ``rows=False`` writes a header that lies: a few bytes of pixel data for a huge image."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
-    if rows:
-        row = b"\0" * (1 + (width * bit_depth + 7) // 8)
-        block = max(1, min(height, 4_000_000 // len(row)))
-        compressor = zlib.compressobj(9)
-        parts = [compressor.compress(row * block) for _ in range(height // block)]
-        parts += [compressor.compress(row * (height % block)), compressor.flush()]
-        pixels = b"".join(parts)
-    else:
-        pixels = zlib.compress(b"\0" * 8)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data + chunk(b"IEND", b""))
-    return path
-
-
 def test_image_bomb_is_refused_from_its_header_in_bounded_memory(tmp_path):
     """Issue 11 item 5: a 20000x20000 PNG (a few hundred KB) is an error row naming the size
     and [ingest] max_pixels; ingest's peak memory does not grow with the decoded size."""
     src = tmp_path / "src"
-    bomb = _png(src / "bomb.png", 20000, 20000)
+    bomb = write_black_png(src / "bomb.png", 20000, 20000)
     assert bomb.stat().st_size < 2_000_000
     write_image(src / "small.png", 1)
     code = (
@@ -307,7 +281,7 @@ def test_image_bomb_is_refused_from_its_header_in_bounded_memory(tmp_path):
 
 def test_max_pixels_is_configurable(workspace, tmp_path):
     src = tmp_path / "src"
-    _png(src / "wide.png", 300, 200)
+    write_black_png(src / "wide.png", 300, 200)
     report = ingest(workspace, [src], jobs=1, max_pixels=50_000)
     assert "300x200" in dict(report.errors)[str(src / "wide.png")]
     raised = workspace.save_config(
@@ -324,7 +298,7 @@ def test_lying_png_header_is_one_error_row_and_the_run_goes_on(workspace, tmp_pa
     """Issue 11 item 6: a tiny PNG whose header claims 100000x100000 is one error row naming
     the file; the good video beside it is recorded."""
     src = tmp_path / "src"
-    liar = _png(src / "liar.png", 100_000, 100_000, bit_depth=8, rows=False)
+    liar = write_black_png(src / "liar.png", 100_000, 100_000, bit_depth=8, rows=False)
     assert liar.stat().st_size < 100
     write_video(src / "good.mp4", 6)
     report = ingest(workspace, [src], jobs=1)

@@ -347,6 +347,8 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
 
     from dataprep import manifests
     from dataprep.cli.main import app
+    from dataprep.errors import EXIT_FAILED, EXIT_PARTIAL
+    from dataprep.testing.media import write_black_png
 
     runner = CliRunner()
     ws = ["-w", str(gesture_ws.root)]
@@ -413,6 +415,23 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     assert result.exit_code == 2 and "no run 'no-such-run'" in result.output
     result = runner.invoke(app, [*ws, "predict", "cnn", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+    # issue 11 item 6: a lying header or an image bomb is one error naming the file; the others
+    # are answered (exit 1: some inputs rejected; 3 when every file failed)
+    liar = write_black_png(tmp_path / "liar.png", 100_000, 100_000, rows=False)
+    bomb = write_black_png(tmp_path / "bomb.png", 20_000, 20_000)
+    good = str(image.with_suffix(".jpg"))
+    result = runner.invoke(app, [*ws, "predict", "cnn", str(liar), good, str(bomb), "--json"])
+    assert result.exit_code == EXIT_PARTIAL, result.output
+    lines = result.output.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 2 and "liar.png: 100000x100000 pixels" in errors[0]
+    assert "bomb.png: 20000x20000 pixels" in errors[1] and "max_pixels" in errors[1]
+    items = json.loads("\n".join(line for line in lines if not line.startswith("error: ")))
+    assert [sorted(item) == ["error", "path"] for item in items] == [True, False, True]
+    assert items[1]["prediction"] == item["prediction"]  # the good file as when alone
+    result = runner.invoke(app, [*ws, "predict", "cnn", str(liar)])
+    assert result.exit_code == EXIT_FAILED and "liar.png" in result.output
 
 
 @pytest.mark.slow

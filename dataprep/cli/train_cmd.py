@@ -304,6 +304,7 @@ def predict(
 
     Example: `dataprep predict RUN new/clip.mp4 --top-k 2`
     """
+    from dataprep.errors import EXIT_FAILED, EXIT_PARTIAL
     from dataprep.train.predict import predict_paths
 
     with progress_bar("predict", "files") as update:
@@ -315,11 +316,22 @@ def predict(
             threshold=threshold,
             progress=update,
         )
+    failed = [item for item in results if "error" in item]
     if json_output:
         print_json(results)
-        return
+    else:
+        _print_predictions(results)
+    for item in failed:  # each one line naming its file; the others were answered
+        typer.echo(f"error: {item['error']}", err=True)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL if len(failed) < len(results) else EXIT_FAILED)
+
+
+def _print_predictions(results: list[dict]) -> None:
     out = console()
     for item in results:
+        if "error" in item:
+            continue
         if "distance" in item:  # an embedding run's gallery answer
             top = ", ".join(f"{name} {d:.3f}" for name, d in item["top_k"])
             out.print(

@@ -227,3 +227,33 @@ def write_textured_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_black_png(
+    path: Path, width: int, height: int, *, bit_depth: int = 1, rows: bool = True
+) -> Path:
+    """A real PNG of ``width`` x ``height`` (all black, 1 bit per pixel: tiny once compressed);
+    ``rows=False`` writes a header that lies: a few bytes of pixel data for a huge image.
+
+    Hostile input for tests: a 20000x20000 one is an image bomb (1.2 MB on disk, 400 MP)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    if rows:
+        row = b"\0" * (1 + (width * bit_depth + 7) // 8)
+        block = max(1, min(height, 4_000_000 // len(row)))
+        compressor = zlib.compressobj(9)
+        parts = [compressor.compress(row * block) for _ in range(height // block)]
+        parts += [compressor.compress(row * (height % block)), compressor.flush()]
+        pixels = b"".join(parts)
+    else:
+        pixels = zlib.compress(b"\0" * 8)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data + chunk(b"IEND", b""))
+    return path

@@ -242,8 +242,10 @@ def recognize(
     top_k: int = 3,
     threshold: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Answers each file with the nearest enrolled class, or ``unknown``.
+    """Answers each file with the nearest enrolled class, or ``unknown`` (a file that cannot be
+    decoded is left out, its error kept in ``errors`` when given).
 
     Returns:
         One dict per path: ``path``, ``unit``, ``frames``, ``prediction`` (a class or
@@ -263,7 +265,7 @@ def recognize(
     if threshold is None:
         raise UsageError(f"run {inputs.run_dir.name} has no calibration.json; pass --threshold")
     results = []
-    prepared = files_outputs(model, list(paths), inputs)
+    prepared = files_outputs(model, list(paths), inputs, errors=errors)
     for position, (path, frame_count, rows, vectors) in enumerate(prepared, 1):
         whole = _unit(vectors.mean(axis=0))
         distances = np.linalg.norm(protos - whole[None], axis=1)

@@ -176,12 +176,21 @@ def run_inputs(run_dir: Path, config: dict[str, Any]) -> RunInputs:
 
 
 def files_outputs(
-    model, paths: list[Path], inputs: RunInputs, batch_size: int | None = None, chunk: int = 256
+    model,
+    paths: list[Path],
+    inputs: RunInputs,
+    batch_size: int | None = None,
+    chunk: int = 256,
+    errors: dict[str, str] | None = None,
 ) -> Iterator[tuple[Path, int, list[dict[str, Any]], np.ndarray]]:
     """The model's outputs for every clip (or frame) of each file, file after file.
 
     Files are prepared ``chunk`` at a time into one temporary export and read in one pass (one
     tf.data pipeline per chunk, not per file).
+
+    Args:
+        errors: when given, a file that cannot be decoded (or is too large) is left out and its
+            one-line error kept here by path; otherwise its error stops the run.
 
     Yields:
         ``(path, frames decoded, rows, outputs)``: ``rows`` hold ``start_frame`` and
@@ -189,17 +198,25 @@ def files_outputs(
 
     Raises:
         UsageError: when a path is not a file.
-        MediaError: naming a file that cannot be decoded.
+        MediaError: naming a file that cannot be decoded (without ``errors``).
     """
     for start in range(0, len(paths), chunk):
         prepared = []
         for path in map(Path, paths[start : start + chunk]):
             if not path.is_file():
                 raise UsageError(f"{path}: no such file; pass videos or images")
-            frames = sample_frames(path, inputs.frames_config)
+            try:
+                frames = sample_frames(path, inputs.frames_config)
+            except MediaError as exc:
+                if errors is None:
+                    raise
+                errors[str(path)] = str(exc)
+                continue
             prepared.append(
                 (path, len(frames), _records(inputs.settings.unit, frames, inputs.info))
             )
+        if not prepared:
+            continue
         records = [row["record"] for _, _, rows in prepared for row in rows]
         outputs = _run_records(model, records, inputs, batch_size)
         offset = 0

@@ -40,29 +40,48 @@ def predict_paths(
     """Classifies each file with a run's model (an embedding run: with its gallery, see
     :func:`dataprep.train.gallery.recognize`; ``threshold`` overrides the calibrated one).
 
+    A file that cannot be decoded, or whose header claims more than ``[ingest] max_pixels``,
+    does not stop the others: its entry is ``{"path", "error"}`` (one line naming the file).
+
     Returns:
-        One dict per path: ``path``, ``unit`` (frame or clip), ``frames`` (decoded),
+        One dict per path, in order: ``path``, ``unit`` (frame or clip), ``frames`` (decoded),
         ``probabilities`` (whole media, ``{class: p}``), ``top_k`` (``[(class, p)]``),
         ``prediction``, and ``clips``: per clip (or frame) ``start_frame``, ``end_frame``,
         ``probabilities``, ``top_k``.
 
     Raises:
         UsageError: when the run or its export is gone, or a path does not exist.
-        MediaError: naming a file that cannot be decoded.
     """
     check_backend("predict")
     run_dir = find_run(workspace, run)
     inputs = run_inputs(run_dir, read_run_config(run_dir))
     model = load_run_model(run_dir)
+    errors: dict[str, str] = {}
     if inputs.settings.embedding:
-        return gallery.recognize(
-            model, inputs, paths, top_k=top_k, threshold=threshold, progress=progress
+        results = gallery.recognize(
+            model,
+            inputs,
+            paths,
+            top_k=top_k,
+            threshold=threshold,
+            progress=progress,
+            errors=errors,
         )
+    else:
+        results = _classify(model, inputs, paths, top_k, batch_size, progress, errors)
+    answered = iter(results)  # in input order, without the files that failed
+    return [
+        {"path": str(path), "error": errors[str(path)]} if str(path) in errors else next(answered)
+        for path in paths
+    ]
+
+
+def _classify(model, inputs, paths, top_k, batch_size, progress, errors) -> list[dict[str, Any]]:
     class_names = inputs.class_names
     results = []
     if progress:
         progress(0, len(paths))
-    prepared = files_outputs(model, list(paths), inputs, batch_size)
+    prepared = files_outputs(model, list(paths), inputs, batch_size, errors=errors)
     for position, (path, frame_count, rows, probabilities) in enumerate(prepared, 1):
         mean = probabilities.mean(axis=0)
         results.append(
