@@ -11,6 +11,11 @@
   reproducible from (seed, media_id, k). Rows are flagged ``augmented`` with ``copy_index`` k and
   keep the ``media_id``/``frame_index`` of the frame they came from, so they follow their media
   into its split and never leak into validation or test data.
+* Copies are label-safe (:mod:`dataprep.flips`, as in training): a pipeline's ``HorizontalFlip``
+  is applied only when ``[augment] flip_map`` declares how labels mirror. The stage then flips
+  copy k of a media (all its frames alike) with the flip's probability and flags its rows
+  ``mirrored``; export gives them the label mirrored through ``flip_map``. Without a map no copy
+  is flipped, and the run says so in one line (``notes``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,14 @@ import numpy as np
 
 from dataprep import manifests
 from dataprep.atomic import atomic_write_text
-from dataprep.augment_check import check_transform, first_line, raise_on_ignored_arguments
+from dataprep.augment_check import (
+    check_transform,
+    first_line,
+    raise_on_ignored_arguments,
+    read_pipeline_file,
+)
 from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
+from dataprep.flips import copy_flipped, stage_flips
 from dataprep.stage import StageReport, StageRun, run_stage
 from dataprep.workspace import Workspace
 
@@ -65,26 +76,8 @@ def load_pipeline(spec: str | Path):
                 "or a YAML/JSON "
                 "file written by albumentations.save"
             )
-    data = _read_pipeline_file(path)
+    data = read_pipeline_file(path)
     return pipeline_from_dict(data, source=str(path))
-
-
-def _read_pipeline_file(path: Path) -> dict:
-    import yaml
-
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise UsageError(f"{path}: not valid {kind} ({first}); fix the file") from None
-    if not isinstance(data, dict) or "transform" not in data:
-        raise UsageError(
-            f"{path}: not an albumentations pipeline (expected a top-level `transform:` key as "
-            "written by albumentations.save); start from a preset in dataprep/presets/"
-        )
-    return data
 
 
 def pipeline_from_dict(data: dict, *, source: str = "pipeline"):
@@ -178,6 +171,8 @@ class AugmentReport(StageReport):
     seconds: float = 0.0
     rows: int = 0  # augmented rows in the manifest after the run
     failed: list[dict[str, Any]] = field(default_factory=list)  # media_id, error
+    mirrored: int = 0  # augmented rows flipped left-right (label mirrored at export)
+    notes: list[str] = field(default_factory=list)  # what became of flips (dataprep.flips)
 
 
 @dataclass(frozen=True)
@@ -187,7 +182,8 @@ class _MediaWork:
     copies: int = 1
     seed: int = 0
     fingerprint: str = ""
-    pipeline: dict = field(default_factory=dict, hash=False)
+    pipeline: dict | None = field(default=None, hash=False)  # without its HorizontalFlip
+    flip: float = 0.0  # probability of flipping a copy (0 without a flip_map)
     root: str = ""
     quality: int = 90
     have: frozenset = frozenset()  # (frame_index, copy_index) already written
@@ -220,10 +216,11 @@ def _augment_copies(work: _MediaWork, rows: list[dict]) -> None:
     from dataprep.atomic import atomic_write_bytes
     from dataprep.imageops import encode_rgb, read_image_rgb
 
-    pipeline = pipeline_from_dict(work.pipeline, source="pipeline")
+    pipeline = pipeline_from_dict(work.pipeline, source="pipeline") if work.pipeline else None
     root = Path(work.root)
     for copy_index in range(1, work.copies + 1):
         draw = copy_seed(work.seed, work.media_id, copy_index)
+        mirrored = copy_flipped(work.flip, draw)
         for source in work.sources:
             if (source["frame_index"], copy_index) in work.have:
                 continue
@@ -232,7 +229,11 @@ def _augment_copies(work: _MediaWork, rows: list[dict]) -> None:
             target_rel = Path(source["path"]).parent / augmented_name(
                 source["frame_index"], copy_index, extension
             )
-            image = augment_image(pipeline, read_image_rgb(source_path), seed=draw)
+            image = read_image_rgb(source_path)
+            if mirrored:
+                image = np.ascontiguousarray(image[:, ::-1])
+            if pipeline is not None:
+                image = augment_image(pipeline, image, seed=draw)
             atomic_write_bytes(root / target_rel, encode_rgb(image, extension, work.quality))
             height, width = image.shape[:2]
             rows.append(
@@ -246,6 +247,7 @@ def _augment_copies(work: _MediaWork, rows: list[dict]) -> None:
                     "augmented": True,
                     "copy_index": copy_index,
                     "fingerprint": work.fingerprint,
+                    "mirrored": mirrored,
                 }
             )
 
@@ -286,45 +288,44 @@ def augment_frames(
     )
     spec = pipeline or options.pipeline
     compose = load_pipeline(spec)
-    fingerprint = pipeline_fingerprint(compose, options.seed)
     serialized = pipeline_to_dict(compose)
-    report = AugmentReport(pipeline=str(spec), fingerprint=fingerprint, copies=options.copies)
+    safe = stage_flips(
+        serialized,
+        workspace.config.augment.flip_map,
+        workspace.config.project.classes,
+        seed=options.seed,
+    )
+    fingerprint = safe["fingerprint"] or pipeline_fingerprint(compose, options.seed)
+    report = AugmentReport(
+        pipeline=str(spec), fingerprint=fingerprint, copies=options.copies, notes=safe["notes"]
+    )
+    state = {
+        "pipeline": serialized,
+        "spec": str(spec),
+        "seed": options.seed,
+        "copies": options.copies,
+        "fingerprint": fingerprint,
+        "flip": safe["flip"],
+        "flip_map": workspace.config.augment.flip_map,
+    }
     with run_stage(workspace, "augment", on_error=on_error) as run:
         try:
             plan = _plan_copies(workspace, run, fingerprint, options.copies, overwrite, report)
-            works = _works(workspace, plan, options, fingerprint, serialized)
+            works = _works(workspace, plan, options, fingerprint, safe)
             report.media = len(works)
             saved = _write_copies(workspace, run, plan, works, (jobs, engine), report, progress)
-            _save_state(
-                workspace,
-                {
-                    "pipeline": serialized,
-                    "spec": str(spec),
-                    "seed": options.seed,
-                    "copies": options.copies,
-                    "fingerprint": fingerprint,
-                },
-            )
+            _save_state(workspace, state)
         except OSError as exc:
             where = exc.filename or workspace.frames_dir
             raise DiskError(os_error_message(where, exc)) from None
         report.rows = int(saved["augmented"].astype(bool).sum())
+        report.mirrored = int(saved["mirrored"].astype(bool).sum())
         report.seconds = time.monotonic() - started
+        counted = ("media", "written", "kept", "removed", "rows", "mirrored")
         run.finish(
-            settings={
-                "pipeline": str(spec),
-                "copies": options.copies,
-                "seed": options.seed,
-                "fingerprint": fingerprint,
-            },
-            counts={
-                "media": report.media,
-                "written": report.written,
-                "kept": report.kept,
-                "removed": report.removed,
-                "failed": len(report.failed),
-                "rows": report.rows,
-            },
+            settings={"pipeline": str(spec)}
+            | {k: state[k] for k in ("copies", "seed", "fingerprint", "flip")},
+            counts={k: getattr(report, k) for k in counted} | {"failed": len(report.failed)},
         )
     return report
 
@@ -394,7 +395,7 @@ def _plan_copies(
     )
 
 
-def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, serialized: dict):
+def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, safe: dict):
     """One :class:`_MediaWork` per media with extracted frames."""
     return [
         _MediaWork(
@@ -403,7 +404,8 @@ def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, ser
             copies=options.copies,
             seed=options.seed,
             fingerprint=fingerprint,
-            pipeline=serialized,
+            pipeline=safe["pipeline"],
+            flip=safe["flip"],
             root=str(workspace.root),
             quality=workspace.config.frames.quality,
             have=frozenset(plan.have.get(media_id, set())),

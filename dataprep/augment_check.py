@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import warnings
+from pathlib import Path
 
 from dataprep.errors import UsageError
 
@@ -147,3 +149,26 @@ def _validation_message(exc: Exception) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_pipeline_file(path: Path) -> dict:
+    """The serialized pipeline in a YAML or JSON file (``A.save``'s format).
+
+    Raises:
+        UsageError: naming the file, when it is not valid YAML/JSON or not a pipeline.
+    """
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise UsageError(f"{path}: not valid {kind} ({first}); fix the file") from None
+    if not isinstance(data, dict) or "transform" not in data:
+        raise UsageError(
+            f"{path}: not an albumentations pipeline (expected a top-level `transform:` key as "
+            "written by albumentations.save); start from a preset in dataprep/presets/"
+        )
+    return data

@@ -137,3 +137,57 @@ def label_safe(
         )
     empty = not rest.get("transform", rest).get("transforms")
     return (None if empty else rest), probability, table, notes
+
+
+def copy_flipped(probability: float, draw: int) -> bool:
+    """Whether the augmented copy of draw seed ``draw`` is flipped left-right (one decision for
+    every frame of the copy; ``preview`` draws the same way)."""
+    import numpy as np
+
+    return probability > 0 and bool(np.random.default_rng(draw).random() < probability)
+
+
+def stage_flips(
+    pipeline_dict: Mapping[str, Any],
+    flip_map: Mapping[str, str] | None,
+    class_names: Sequence[str],
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """A pipeline as ``dataprep augment`` applies it: label-safe like training.
+
+    Returns:
+        ``pipeline`` (without its HorizontalFlip, or None when nothing else is left), ``flip``
+        (the probability of flipping a copy: 0 without a flip_map), ``notes`` (what became of
+        the flips, one line each) and ``fingerprint`` (of the pipeline, seed and flip handling;
+        None for a pipeline without a flip, whose copies keep their earlier fingerprint).
+
+    Raises:
+        UsageError: a flip_map that does not fit the classes, or a nested HorizontalFlip.
+    """
+    from dataprep.hashing import settings_fingerprint
+
+    rest, probability, _, notes = label_safe(pipeline_dict, flip_map, list(class_names))
+    fingerprint = None
+    if transforms_named(pipeline_dict, [HORIZONTAL]):
+        data = {k: v for k, v in pipeline_dict.items() if k != "__version__"}
+        flips = "mirrored by flip_map" if probability > 0 else "left out"
+        fingerprint = settings_fingerprint({"pipeline": data, "seed": seed, "flips": flips})
+    return {"pipeline": rest, "flip": probability, "notes": notes, "fingerprint": fingerprint}
+
+
+def label_mirror(flip_map: Mapping[str, str] | None, class_names: Sequence[str]) -> dict[str, str]:
+    """``{class: class of its mirror image}`` for the labels of mirrored augmented copies.
+
+    Raises:
+        UsageError: without a flip_map (mirrored copies cannot be labelled), or one that does
+            not fit the classes.
+    """
+    if flip_map is None:
+        raise UsageError(
+            "the frames manifest has augmented copies flipped left-right (mirrored) but "
+            f"dataprep.toml has no [augment] flip_map to label them; set {FLIP_MAP_HINT}, or "
+            "rerun `dataprep augment --overwrite` without flips"
+        )
+    table = mirror_table(flip_map, class_names)
+    return {name: class_names[j] for name, j in zip(class_names, table, strict=True)}

@@ -60,6 +60,7 @@ class Column:
     nullable: bool
     description: str
     allowed: tuple[str, ...] | None = None
+    default: object = None  # a column added later: its value in rows and files without it
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def load_schema(name: str) -> ManifestSchema:
                 nullable=bool(c["nullable"]),
                 description=str(c.get("description", "")).strip(),
                 allowed=tuple(c["allowed"]) if c.get("allowed") else None,
+                default=c.get("default"),
             )
             for c in data["columns"]
         )
@@ -157,6 +159,8 @@ def schema_names() -> list[str]:
 def _validate_frame(schema: ManifestSchema, frame: pd.DataFrame, where: str) -> pa.Table:
     import pyarrow as pa
 
+    added = {c.name: c.default for c in schema.columns if c.default is not None}
+    frame = frame.assign(**{k: v for k, v in added.items() if k not in frame.columns})
     missing = [c for c in schema.column_names if c not in frame.columns]
     if missing:
         raise ManifestError(
@@ -264,7 +268,11 @@ def read_manifest(path: Path, name: str, *, missing_ok: bool = False) -> pd.Data
             f"{schema.version}; re-run the stage to rewrite it"
         )
     expected = schema.arrow_schema()
-    for field in expected:
+    for column, field in zip(schema.columns, expected, strict=True):
+        if field.name not in table.schema.names and column.default is not None:
+            # written before the column was added (a backward-compatible addition)
+            values = pa.array([column.default] * table.num_rows, type=field.type)
+            table = table.append_column(field.name, values)
         if field.name not in table.schema.names:
             raise ManifestError(f"{path}: column {field.name} is missing")
         actual = table.schema.field(field.name).type
@@ -297,10 +305,11 @@ def from_records(name: str, rows: list[dict]) -> pd.DataFrame:
     import pyarrow as pa
 
     schema = load_schema(name)
-    columns = schema.column_names
+    defaults = {c.name: c.default for c in schema.columns}
     try:
         table = pa.Table.from_pylist(
-            [{c: row.get(c) for c in columns} for row in rows], schema=schema.arrow_schema()
+            [{c: row.get(c, default) for c, default in defaults.items()} for row in rows],
+            schema=schema.arrow_schema(),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise ManifestError(f"{name} rows do not match schemas/{name}.yaml: {exc}") from None

@@ -161,6 +161,7 @@ def test_augment_materializes_flagged_copies_one_draw_per_media_copy(extracted, 
 
     flip = tmp_path / "flip.yaml"
     A.save(A.Compose([A.HorizontalFlip(p=0.5)]), str(flip), data_format="yaml")
+    extracted.config.augment.flip_map = {}  # no class has a direction: flips are label-safe
     report = augment_frames(extracted, pipeline=str(flip), copies=3, jobs=1)
     frames = manifests.load(extracted, "frames")
     sources = frames[~frames["augmented"]]
@@ -192,7 +193,9 @@ def test_augment_materializes_flagged_copies_one_draw_per_media_copy(extracted, 
             error_same = np.abs(augmented.astype(int) - original).mean()
             error_flip = np.abs(augmented.astype(int) - original[:, ::-1]).mean()
             decisions.add(bool(error_flip < error_same))
+            assert bool(error_flip < error_same) == row["mirrored"]
         assert len(decisions) == 1
+    assert 0 < report.mirrored < len(copies)  # some copies flipped, some not
     assert materialized_pipeline(extracted) == pipeline_to_dict(load_pipeline(flip))
     # Rerun keeps; another pipeline needs --overwrite, which removes the old copies.
     again = augment_frames(extracted, pipeline=str(flip), copies=3, jobs=1)

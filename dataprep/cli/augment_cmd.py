@@ -83,7 +83,10 @@ def _print_summary(report) -> None:
         f"{report.media} media, pipeline {report.pipeline}, {report.copies} copies: wrote "
         f"{report.written} images ({rate:,.1f}/s), kept {report.kept}, removed {report.removed}; "
         f"{report.rows} augmented rows in the manifest"
+        + (f" ({report.mirrored} mirrored)" if report.mirrored else "")
     )
+    for note in report.notes:
+        console().print(f"flips: {note}")
     print_failed(report.failed)
 
 

@@ -19,7 +19,8 @@ per-media class used to stratify). The rules, documented in docs/export.md:
   copy), starting every ``clip_stride`` frames; trailing frames that do not fill a window are
   not used. A media with at least one frame but fewer than ``clip_len`` gives one clip padded
   by repeating its last frame; ``length`` tells how many frames are real.
-* Augmented frames (``augmented=true``) only go to the train split.
+* Augmented frames (``augmented=true``) only go to the train split. A copy flipped left-right
+  (``mirrored=true``) gets its frames' label mirrored through ``[augment] flip_map``.
 * Examples are ordered by a hash of their key (split, media_id, copy_index, frame), so the same
   workspace always gives the same order, and neighbours in a shard come from different media.
 """
@@ -247,7 +248,12 @@ def select(
     selection = Selection(
         unit=unit, class_names=class_names, examples={split: [] for split in SPLITS}
     )
-    sequences = _labelled_sequences(frames, media_labels, split_of, selection, unlabelled)
+    mirror = None  # augmented copies flipped left-right get the mirrored label (dataprep.flips)
+    if frames["mirrored"].astype(bool).any():
+        from dataprep.flips import label_mirror
+
+        mirror = label_mirror(workspace.config.augment.flip_map, class_names)
+    sequences = _labelled_sequences(frames, media_labels, split_of, selection, unlabelled, mirror)
     for (media_id, copy_index), items in sorted(sequences.items()):
         items.sort(key=lambda f: f.frame_index)
         split = split_of[media_id]
@@ -263,7 +269,7 @@ def select(
     return selection
 
 
-def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled):
+def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled, mirror=None):
     """``{(media_id, copy_index): [FrameItem]}`` of the frames that may be exported, each with
     its label (or None); counts what is dropped in ``selection.dropped``."""
     known = set(selection.class_names)
@@ -278,6 +284,8 @@ def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled):
         if label is not None and label not in known:
             selection.dropped["unknown_class"] += 1
             label = None
+        if label is not None and mirror is not None and row["mirrored"]:
+            label = mirror.get(label, label)
         if label is None and unlabelled == "background":
             label = BACKGROUND
         item = FrameItem(
