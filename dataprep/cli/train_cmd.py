@@ -39,9 +39,10 @@ def _opt(kind, flag: str, help_text: str, **extra):
 # train-baseline's options, one line each (TrainOptions has the same names)
 ExportOpt = _opt(str, "--export", "Export name (exports/NAME) or folder of an export.")
 ModelOpt = _opt(str, "--model", "cnn, cnn-bn, cnn-lstm, siamese or siamese-lstm ([train]).")
-EpochsOpt = _opt(int, "--epochs", "Most epochs.")
-BatchOpt = _opt(int, "--batch-size", "Batch size per device.")
-LrOpt = _opt(float, "--lr", "Learning rate.")
+# cnn-lstm defaults: dataprep.train.options.CLIP_DEFAULTS, MIN_STEPS; callbacks.PATIENCE_STEPS
+EpochsOpt = _opt(int, "--epochs", "Most epochs ([train]; cnn-lstm: at least 300 steps).")
+BatchOpt = _opt(int, "--batch-size", "Batch size per device ([train]; cnn-lstm: 16).")
+LrOpt = _opt(float, "--lr", "Learning rate ([train]; cnn-lstm: 3e-3).")
 ImageSizeOpt = _opt(int, "--image-size", "Resize frames to SxS (default: export size).")
 ClipLenOpt = _opt(int, "--clip-len", "Frames per clip (<= the export's clip length).")
 AugmentOpt = _opt(str, "--augment", "Augmentation of training batches (preset name or YAML).")
@@ -49,7 +50,9 @@ PrecisionOpt = _opt(str, "--mixed-precision", "auto (capable GPUs), on or off ([
 XlaOpt = Annotated[bool, typer.Option("--xla", help="Compile the train step with XLA.")]
 SeedOpt = _opt(int, "--seed", "Seed everything; bit-for-bit repeatable on CPU.")
 RunNameOpt = _opt(str, "--run-name", "Run id (default: UTC time and model).")
-PatienceOpt = _opt(int, "--patience", "Early stopping: epochs without val_loss gain.")
+PatienceOpt = _opt(
+    int, "--patience", "Early stopping: epochs without val_loss gain (and 100 steps or more)."
+)
 FromConfigOpt = _opt(Path, "--from-config", "Repeat a run: read every option from its config.json.")
 LossOpt = _opt(str, "--loss", "Embedding models: triplet or contrastive.")
 MiningOpt = _opt(str, "--mining", "Triplet mining in each batch: semi-hard, hard.")
@@ -111,9 +114,9 @@ def train_baseline(
     dropout, augmentation, weight decay, cosine schedule; cnn-lstm: each frame with its
     difference from the previous one through a small convolutional trunk (where and what),
     their changes, an LSTM over the clip, clip-consistent augmentation (needs an export with
-    --unit clip). siamese / siamese-lstm: the cnn-bn / cnn-lstm encoder to an L2-normalized
-    embedding, trained with a triplet or contrastive loss; new classes are added later with
-    `dataprep enroll`.
+    --unit clip; its defaults: batch 16, lr 3e-3, at least 300 steps). siamese /
+    siamese-lstm: the cnn-bn / cnn-lstm encoder to an L2-normalized embedding, trained with a
+    triplet or contrastive loss; new classes are added later with `dataprep enroll`.
 
     Example: `dataprep train-baseline --export gestures-clips --model cnn-lstm --seed 0`
     """
