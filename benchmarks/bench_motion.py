@@ -26,8 +26,9 @@ clips, one seed).
 ``--throughput`` measures training speed instead: the default cnn-lstm at 64x64, clips of 12
 frames (``texture-noisy`` drawn at 64 px, 168 training clips, as in issue 13), a fixed number of
 epochs, images/s over the whole run (every epoch, the first included) and seconds per epoch
-(min/median/max), next to ``dataprep.data.load`` alone on the same split (ratio well below 1:
-the input pipeline keeps ahead). ``--baseline-commit SHA`` measures that commit's code on the
+(min/median/max), next to the run's own training dataset iterated alone, without the model
+(the ratio training/loader, i.e. loader time over training time, stays well below 1: the input
+pipeline keeps ahead). ``--baseline-commit SHA`` measures that commit's code on the
 same export in the same run (a ``git archive`` in a temporary folder, or ``--baseline-tree DIR``
 holding that commit's files), alternating the two.
 """
@@ -317,16 +318,27 @@ def throughput(cache: Path, runs_dir: Path, epochs: int = 5, log=print) -> dict:
         "images_per_s_run": frames * len(history) / train_seconds,
         "images_per_s_after_first": result.train_images_per_s,
         "epoch_seconds": [r["seconds"] for r in history],
-        "loader_images_per_s": _loader_rate(ws.exports_dir / "clips", batch, spec.frames),
+        "loader_images_per_s": _loader_rate(
+            ws.exports_dir / "clips", config["resolved"], spec.frames
+        ),
         "load_average": [load_before, os.getloadavg()[0]],
     }
 
 
-def _loader_rate(export_dir: Path, batch_size: int, frames: int) -> float:
-    """``dataprep.data.load`` alone over the train split (2 passes after a warm-up batch)."""
-    from dataprep.data import load
+def _loader_rate(export_dir: Path, resolved: dict, frames: int) -> float:
+    """The run's own training dataset alone (its settings, no model): images/s over 2 passes
+    after a warm-up batch. ``resolved``: the run's ``config.json`` settings."""
+    try:
+        from dataprep.train.inputs import make_dataset
+        from dataprep.train.options import TrainSettings
 
-    dataset = load(export_dir, "train", batch_size=batch_size, shuffle=True, seed=0)
+        settings = TrainSettings.from_resolved(resolved)
+    except ImportError:  # an older tree (the baseline commit) takes the settings as a dict
+        from dataprep.train.loop import make_dataset
+
+        settings = resolved
+    batch_size = resolved["batch_size"]
+    dataset = make_dataset(export_dir, "train", settings, training=True, batch_size=batch_size)
     for _ in dataset.take(1):
         pass
     images, started = 0, time.perf_counter()
@@ -427,7 +439,7 @@ def _throughput_rows(results: dict, baseline: str | None) -> list[dict]:
                 f"cnn-lstm 64x64 T=12, {who}: training images/s over a whole run",
                 rate,
                 "images/s",
-                limit="baseline commit" if peer else "dataprep.data.load alone",
+                limit="baseline commit" if peer else "the training dataset alone",
                 limit_value=peer or loader,
                 ratio=rate / (peer or loader),
                 notes=(
