@@ -302,7 +302,11 @@ def test_siamese_lstm_run_writes_its_folder_and_validates_few_shot(motion_ws, ls
     assert len(epoch_lines) == 2 and "val_fewshot_accuracy" in epoch_lines[0]
     history = result.history
     assert all(0.0 <= row["val_fewshot_accuracy"] <= 1.0 for row in history)
-    best = max(range(2), key=lambda i: (history[i]["val_fewshot_accuracy"], -i)) + 1
+    for row in history:  # accuracy first, the few-shot margin only between equal accuracies
+        assert row["val_fewshot_score"] == pytest.approx(
+            row["val_fewshot_accuracy"] + 1e-3 * row["val_fewshot_margin"]
+        )
+    best = max(range(2), key=lambda i: (history[i]["val_fewshot_score"], -i)) + 1
     assert result.best_epoch == best
     config = json.loads((run_dir / "config.json").read_text())
     assert config["resolved"]["exclude_classes"] == list(DIAGONAL_CLASSES)

@@ -28,6 +28,11 @@ from dataprep.train.options import TrainSettings
 CALIBRATION_FILE = "calibration.json"
 VAL_EPISODES = 100
 VAL_QUERIES = 5
+# val_fewshot_score = accuracy + MARGIN_WEIGHT * margin picks the epoch: accuracy first (the
+# margin, within [-2, 2], moves it by 4 val queries at most); at equal accuracy (val saturates
+# early on easy classes) the epoch whose classes are tighter and farther apart, which is what
+# answering "unknown" for an unseen class needs.
+MARGIN_WEIGHT = 1e-3
 
 
 def kept_labels(class_names: list[str], settings: TrainSettings) -> list[int]:
@@ -97,9 +102,23 @@ def _val_setup(export_dir, settings, keep, class_names):
     return episodes
 
 
+def _fewshot_margin(vectors, episodes) -> float:
+    """Mean over the episodes' queries of (nearest other prototype's distance - own's)."""
+    gaps = []
+    for episode in episodes:
+        protos = fewshot.prototypes(vectors, episode.support, normalize=True)
+        dist = np.linalg.norm(vectors[list(episode.queries)][:, None] - protos[None], axis=-1)
+        rows, own = np.arange(len(dist)), np.asarray(episode.answers)
+        other = dist.copy()
+        other[rows, own] = np.inf
+        gaps.append(other.min(axis=1) - dist[rows, own])
+    return float(np.mean(np.concatenate(gaps)))
+
+
 class FewShotValidation:
     """Keras callback factory: ``val_fewshot_accuracy`` (5-way 1-shot or fewer ways, fixed
-    seeded episodes of the val split) into the epoch's logs."""
+    seeded episodes of the val split), ``val_fewshot_margin`` and ``val_fewshot_score`` (see
+    :data:`MARGIN_WEIGHT`) into the epoch's logs."""
 
     def __new__(cls, export_dir: Path, settings: TrainSettings, keep: list[int], batch: int):
         import keras
@@ -113,8 +132,11 @@ class FewShotValidation:
                     self.model, export_dir, "val", settings, batch_size=batch
                 )
                 accuracy = np.mean(fewshot.score(vectors, self.episodes, normalize=True))
+                margin = _fewshot_margin(vectors, self.episodes)
                 if logs is not None:
                     logs["val_fewshot_accuracy"] = float(accuracy)
+                    logs["val_fewshot_margin"] = margin
+                    logs["val_fewshot_score"] = float(accuracy) + MARGIN_WEIGHT * margin
 
         return _FewShot()
 

@@ -178,8 +178,9 @@ def calibrate_threshold(vectors, labels, media, *, shots: int, seed: int = 0) ->
     """The distance threshold that best separates known from unknown queries on a split.
 
     Leave-classes-out episodes: each episode enrolls all eligible classes but one or two, whose
-    queries play the unknowns; the threshold maximizes the mean of the known-accepted and
-    unknown-rejected rates.
+    queries play the unknowns; the threshold is the lowest distance that maximizes the mean of
+    the known-accepted and unknown-rejected rates (the edge of the known queries), at most the
+    outer fence of the known queries' distances (third quartile + 3 interquartile ranges).
 
     Raises:
         UsageError: when the split has fewer than two classes with ``shots + 1`` media.
@@ -197,9 +198,13 @@ def calibrate_threshold(vectors, labels, media, *, shots: int, seed: int = 0) ->
     known, _, unknown = open_set_distances(vectors, episodes)
     candidates = np.unique(np.concatenate([known, unknown]))
     balanced = [((known <= t).mean() + (unknown > t).mean()) / 2 for t in candidates]
-    best = int(np.argmax(balanced))
-    # the middle of the best gap, not the edge of one query
-    upper = candidates[best + 1] if best + 1 < len(candidates) else candidates[best]
-    threshold = float((candidates[best] + upper) / 2)
+    # The lowest distance at the best balance, not the middle of the gap: val's unknowns are
+    # other trained classes, far apart, but an unseen class can lie between two trained ones
+    # (a diagonal motion between two axis directions), nearer than they are to each other.
+    threshold = float(candidates[int(np.argmax(balanced))])
+    # nor past Tukey's outer fence of the known distances (Q3 + 3 IQR): a few outlying val
+    # queries do not widen what every class accepts
+    q1, q3 = np.quantile(known, [0.25, 0.75])
+    threshold = min(threshold, float(q3 + 3.0 * (q3 - q1)))
     rates = open_set_rates(vectors, episodes, threshold)
     return {**rates, "shots": shots, "ways": ways, "episodes": len(episodes), "split": "val"}

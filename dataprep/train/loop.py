@@ -79,7 +79,7 @@ class _Run:
     @property
     def monitor(self) -> tuple[str, str]:
         """What chooses the best epoch: val few-shot accuracy (embeddings) or val loss."""
-        return ("val_fewshot_accuracy", "max") if self.settings.embedding else ("val_loss", "min")
+        return ("val_fewshot_score", "max") if self.settings.embedding else ("val_loss", "min")
 
 
 def train_baseline(

@@ -157,7 +157,8 @@ def build_model(
             per-frame positions are what they need and too precious to drop often).
         lstm_units: LSTM width of the clip models.
         embedding_dim: size of the L2-normalized embedding of ``siamese`` and ``siamese-lstm``.
-        backbone: ``none`` (the cnn-bn trunk) or a Keras Applications network
+        backbone: ``none`` (the cnn-bn trunk; the motion trunk for the clip models) or a
+            Keras Applications network
             (``MobileNetV3Small``, ``EfficientNetB0``) as the per-frame trunk; it takes pixels
             in 0..255 and applies its own preprocessing.
         weights: the backbone's weights: ``imagenet``, ``none`` or a weights file.
@@ -179,6 +180,16 @@ def build_model(
         return build_cnn_lstm(
             tuple(input_shape),
             num_classes,
+            dropout=0.1 if dropout is None else dropout,
+            lstm_units=lstm_units,
+            augment=augment_in_model,
+        )
+    if name == "siamese-lstm" and (not backbone or backbone == "none"):
+        from dataprep.train.motion_model import build_siamese_lstm
+
+        return build_siamese_lstm(
+            tuple(input_shape),
+            embedding_dim,
             dropout=0.1 if dropout is None else dropout,
             lstm_units=lstm_units,
             augment=augment_in_model,
@@ -314,8 +325,9 @@ def _cnn_bn(input_shape, trunk, num_classes, augment_in_model, dropout):
 
 
 def _cnn_lstm(input_shape, trunk, dropout, lstm_units, num_classes, embedding_dim):
-    """The clip models: ``num_classes`` set gives ``cnn-lstm`` (softmax), None gives
-    ``siamese-lstm`` (the same encoder to an L2-normalized embedding)."""
+    """The clip models on a ``--backbone`` trunk per frame: ``num_classes`` set gives ``cnn-lstm``
+    (softmax), None gives ``siamese-lstm`` (the same encoder to an L2-normalized embedding).
+    Without a backbone both are built by :mod:`dataprep.train.motion_model`."""
     import keras
     from keras import layers
 

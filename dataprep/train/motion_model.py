@@ -159,6 +159,33 @@ def motion_trunk(frame_shape, name: str = TRUNK_NAME):
     return keras.Model(inputs, layers.Concatenate(name="features")([where, what]), name=name)
 
 
+def _motion_encoder(input_shape, *, dropout, lstm_units, augment, difference, seed):
+    """The clip encoder shared by ``cnn-lstm`` and ``siamese-lstm``: ``(inputs, [B, units])``
+    (augmentation, frame differences, the motion trunk per frame, deltas, Dense 128, LSTM)."""
+    import keras
+    from keras import layers
+
+    from dataprep.train.models import _custom_layers
+
+    custom = {**_custom_layers(), **motion_layers()}
+    inputs = keras.Input(tuple(input_shape), name="clip")
+    mask = custom["PaddedFrameMask"](name="frame_mask")(inputs)
+    x = inputs
+    if augment:
+        x = custom["ClipAugment"](seed=seed, name="clip_augment")(x)
+    channels = input_shape[-1]
+    if difference:
+        x = custom["FrameDifference"](name="frame_difference")(x)
+        channels *= 2
+    trunk = motion_trunk((*input_shape[1:-1], channels))
+    x = layers.TimeDistributed(trunk, name="frame_encoder")(x)
+    x = custom["TemporalDeltas"](name="deltas")(x)
+    x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
+    x = layers.Dropout(dropout, name="drop_frames")(x)
+    x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)
+    return inputs, layers.Dropout(dropout, name="drop_lstm")(x)
+
+
 def build_cnn_lstm(
     input_shape,
     num_classes: int,
@@ -183,24 +210,41 @@ def build_cnn_lstm(
     import keras
     from keras import layers
 
-    from dataprep.train.models import _custom_layers
-
-    custom = {**_custom_layers(), **motion_layers()}
-    inputs = keras.Input(tuple(input_shape), name="clip")
-    mask = custom["PaddedFrameMask"](name="frame_mask")(inputs)
-    x = inputs
-    if augment:
-        x = custom["ClipAugment"](seed=seed, name="clip_augment")(x)
-    channels = input_shape[-1]
-    if difference:
-        x = custom["FrameDifference"](name="frame_difference")(x)
-        channels *= 2
-    trunk = motion_trunk((*input_shape[1:-1], channels))
-    x = layers.TimeDistributed(trunk, name="frame_encoder")(x)
-    x = custom["TemporalDeltas"](name="deltas")(x)
-    x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
-    x = layers.Dropout(dropout, name="drop_frames")(x)
-    x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)
-    x = layers.Dropout(dropout, name="drop_lstm")(x)
+    inputs, x = _motion_encoder(
+        input_shape,
+        dropout=dropout,
+        lstm_units=lstm_units,
+        augment=augment,
+        difference=difference,
+        seed=seed,
+    )
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_lstm")
+
+
+def build_siamese_lstm(
+    input_shape,
+    embedding_dim: int = 64,
+    *,
+    dropout: float = 0.1,
+    lstm_units: int = 64,
+    augment: bool = True,
+    difference: bool = True,
+    seed: int | None = None,
+):
+    """``siamese-lstm``: the ``cnn-lstm`` encoder (the same layers up to the LSTM) to an
+    L2-normalized embedding of ``embedding_dim`` (Dense, unit length). Arguments as
+    :func:`build_cnn_lstm`."""
+    import keras
+
+    from dataprep.train.models import _embedding_head
+
+    inputs, x = _motion_encoder(
+        input_shape,
+        dropout=dropout,
+        lstm_units=lstm_units,
+        augment=augment,
+        difference=difference,
+        seed=seed,
+    )
+    return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese_lstm")

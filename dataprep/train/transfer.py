@@ -3,11 +3,13 @@ head with the trunk frozen (``--freeze-trunk``), then fine-tune everything at a 
 learning rate (``--fine-tune-epochs``).
 
 The trunk is the per-frame feature extractor every model but the reference ``cnn`` has (the
-``cnn-bn`` convolutions, the ``cnn-lstm`` motion trunk, or a ``--backbone``). Only the trunk's
-weights are copied and the head is new, so a classifier can start an embedding model and a
-frame model a clip model whose trunk is the same (``cnn-bn`` to ``siamese-lstm``, or the same
-``--backbone``). The reference ``cnn-lstm`` reads each frame next to its difference from the
-previous one (twice the channels), so it starts only from another ``cnn-lstm`` run.
+``cnn-bn`` convolutions, the motion trunk of ``cnn-lstm`` and ``siamese-lstm``, or a
+``--backbone``). Only the trunk's weights are copied and the head is new, so a classifier can
+start an embedding model whose trunk is the same: ``cnn-bn`` and ``siamese`` start each other,
+and so do ``cnn-lstm`` and ``siamese-lstm``. The two clip models read each frame next to its
+difference from the previous one (twice the channels) with their own motion trunk, so they
+start only from a ``cnn-lstm`` or ``siamese-lstm`` run; a frame model starts a clip model only
+with the same ``--backbone`` (a backbone trunk per frame).
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def init_trunk(model, weights: list, source: str) -> None:
         raise UsageError(
             f"--init-from {source}: its trunk does not fit this model's {name} "
             f"({len(weights)} vs {len(shapes)} weight arrays); start from a run with the same "
-            f"trunk (cnn-bn or siamese for cnn-bn, siamese and siamese-lstm; cnn-lstm for "
-            f"cnn-lstm; the same --backbone), on frames with as many channels"
+            f"trunk (cnn-bn or siamese for cnn-bn and siamese; cnn-lstm or siamese-lstm for "
+            f"cnn-lstm and siamese-lstm; the same --backbone), on frames with as many channels"
         )
     trunk.set_weights(weights)
 
