@@ -147,11 +147,12 @@ class TrainConfig(_Section):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
     # embedding models (siamese, siamese-lstm); docs/training.md
-    loss: Literal["triplet", "contrastive"] = "triplet"
+    loss: Literal["triplet", "contrastive", "prototypical"] = "triplet"
     mining: Literal["semi-hard", "hard"] = "semi-hard"
     margin: float = Field(0.0, ge=0, le=2)  # 0: 0.2 (triplet) or 1.0 (contrastive)
     embedding_dim: int = Field(64, ge=2, le=4096)
     per_class: int = Field(4, ge=2)  # examples of each class in a training batch
+    class_augment: Literal["none", "rotate", "dihedral"] = "none"  # variants as new classes
     # transfer learning
     backbone: Literal["none", "MobileNetV3Small", "EfficientNetB0"] = "none"
     weights: str = "imagenet"  # backbone weights: imagenet, none or a weights file

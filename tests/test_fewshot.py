@@ -145,6 +145,21 @@ def test_embedding_and_transfer_options_are_checked_before_training():
     for options, message in cases:
         with pytest.raises(UsageError, match=message):
             resolve_options(options, Workspace(), info)
+    turned = resolve_options(
+        TrainOptions(export="m", model="siamese", loss="prototypical", class_augment="dihedral"),
+        Workspace(),
+        info,
+    )
+    assert (turned.loss, turned.class_augment) == ("prototypical", "dihedral")
+    wide = {**info, "image": {"height": 32, "width": 48, "channels": 3}}
+    with pytest.raises(UsageError, match="needs square frames; the frames are 48x32"):
+        resolve_options(
+            TrainOptions(export="m", model="siamese", class_augment="rotate"), Workspace(), wide
+        )
+    with pytest.raises(UsageError, match="--class-augment applies to the embedding models"):
+        resolve_options(
+            TrainOptions(export="m", model="cnn-bn", class_augment="rotate"), Workspace(), info
+        )
     backbone = resolve_options(
         TrainOptions(export="m", model="cnn-bn", backbone="MobileNetV3Small", weights="none"),
         Workspace(),
@@ -187,6 +202,45 @@ def test_metric_losses_match_a_brute_force_over_triplets_and_pairs():
     assert got_hard == pytest.approx(np.mean(hard), rel=1e-4)
     assert got_semi == pytest.approx(np.mean(semi), rel=1e-4)
     assert got_pairs == pytest.approx((np.mean(pos_pairs) + np.mean(neg_pairs)) / 2, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_prototypical_loss_matches_a_softmax_over_class_means():
+    from dataprep.train.losses import metric_loss, prototypical_loss
+
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(9, 6)).astype("float32")
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = np.array([3, 3, 40, 40, 40, 7, 7, 7, 7])  # any integers, uneven counts
+    classes = sorted(set(labels))
+    protos = np.stack([emb[labels == c].mean(axis=0) for c in classes])
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+    logits = 10.0 * emb @ protos.T
+    own = [row[classes.index(c)] for row, c in zip(logits, labels, strict=True)]
+    expected = np.mean(np.log(np.exp(logits).sum(axis=1)) - own)
+    assert float(prototypical_loss(labels, emb)) == pytest.approx(expected, rel=1e-4)
+    assert float(metric_loss("prototypical")(labels, emb)) == pytest.approx(expected, rel=1e-4)
+    apart = np.eye(6, dtype="float32")[[0, 0, 1, 1, 2, 2]]  # each class on its own axis
+    assert float(prototypical_loss(np.array([0, 0, 1, 1, 2, 2]), apart)) < 0.001
+
+
+@pytest.mark.slow
+def test_class_variants_are_the_eight_symmetries_with_labels_of_their_own():
+    import tensorflow as tf
+
+    from dataprep.train.embedding import _with_class_variants, class_variant
+
+    image = np.arange(16, dtype="float32").reshape(4, 4, 1)
+    turned = [class_variant(tf.constant(image), tf.constant(v, tf.int64)).numpy() for v in range(8)]
+    assert len({t.tobytes() for t in turned}) == 8
+    np.testing.assert_array_equal(turned[1][..., 0], np.rot90(image[..., 0]))
+    np.testing.assert_array_equal(turned[4][..., 0], image[:, ::-1, 0])
+    data = tf.data.Dataset.from_tensor_slices((np.stack([image] * 64), np.full(64, 2, np.int64)))
+    pairs = list(_with_class_variants(data, 4, seed=0).as_numpy_iterator())
+    labels = {int(label) for _, label in pairs}
+    assert labels == {8, 9, 10, 11}  # 2 * 4 + variant, every variant drawn
+    for images, label in pairs:  # each image turned by its label's variant
+        np.testing.assert_array_equal(images[..., 0], np.rot90(image[..., 0], label - 8))
 
 
 def _internet() -> bool:
@@ -453,6 +507,42 @@ def test_siamese_on_frames_with_contrastive_loss_and_the_cli_options(motion_ws):
 
 
 @pytest.mark.slow
+def test_siamese_prototypical_with_class_variants_trains_and_repeats_from_config(motion_ws):
+    from dataprep.train.evaluate import load_run_model
+    from dataprep.train.loop import options_from_config
+
+    run, lines = _train(
+        motion_ws,
+        export="frames",
+        model="siamese",
+        loss="prototypical",
+        class_augment="dihedral",
+        embedding_dim=16,
+        per_class=4,
+        epochs=2,
+        exclude_classes="up-left,up-right",
+        run_name="siamese-proto",
+    )
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert (config["resolved"]["loss"], config["resolved"]["class_augment"]) == (
+        "prototypical",
+        "dihedral",
+    )
+    assert "--loss prototypical" in config["command"]
+    assert "--class-augment dihedral" in config["command"]
+    losses = [row["loss"] for row in run.history]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[0] > 0
+    assert all(0.0 <= row["val_fewshot_accuracy"] <= 1.0 for row in run.history)
+    assert run.metrics["episode"].endswith("-way 1-shot")
+    repeat = options_from_config(run.run_dir / "config.json")
+    assert (repeat.loss, repeat.class_augment) == ("prototypical", "dihedral")
+    model = load_run_model(run.run_dir)
+    images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.linalg.norm(model.predict(images, verbose=0), axis=1), 1.0,
+                               rtol=1e-4)  # fmt: skip
+
+
+@pytest.mark.slow
 def test_transfer_starts_from_a_runs_trunk_freezes_it_then_fine_tunes(motion_ws):
     from dataprep.errors import UsageError
     from dataprep.train.evaluate import load_run_model
@@ -513,7 +603,7 @@ from dataprep.train.models import build_model, compile_model
 for export, name in ((sys.argv[1], "siamese"), (sys.argv[2], "siamese-lstm")):
     images, labels = next(iter(iter_numpy(export, "train", batch_size=16, shuffle=False)))
     model = build_model(name, input_shape=images.shape[1:], num_classes=0, embedding_dim=8)
-    for loss in ("triplet", "contrastive"):
+    for loss in ("triplet", "contrastive", "prototypical"):
         compile_model(model, name, lr=1e-3, steps_per_epoch=1, epochs=1, loss=loss)
         history = model.fit(images, labels, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])

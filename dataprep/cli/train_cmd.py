@@ -54,11 +54,14 @@ PatienceOpt = _opt(
     int, "--patience", "Early stopping: epochs without val_loss gain (and 100 steps or more)."
 )
 FromConfigOpt = _opt(Path, "--from-config", "Repeat a run: read every option from its config.json.")
-LossOpt = _opt(str, "--loss", "Embedding models: triplet or contrastive.")
+LossOpt = _opt(str, "--loss", "Embedding models: triplet, contrastive or prototypical.")
 MiningOpt = _opt(str, "--mining", "Triplet mining in each batch: semi-hard, hard.")
 MarginOpt = _opt(float, "--margin", "Loss margin (default 0.2 / 1.0).")
 EmbeddingDimOpt = _opt(int, "--embedding-dim", "Size of the embedding.")
 PerClassOpt = _opt(int, "--per-class", "Examples of each class in a batch.")
+ClassAugmentOpt = _opt(
+    str, "--class-augment", "none, rotate or dihedral: turned classes train as new classes."
+)
 ExcludeOpt = _opt(str, "--exclude-classes", "Classes held out of training: a,b,c.")
 InitFromOpt = _opt(str, "--init-from", "Start the trunk from this run.")
 FreezeOpt = Annotated[
@@ -98,6 +101,7 @@ def train_baseline(
     margin: MarginOpt = None,
     embedding_dim: EmbeddingDimOpt = None,
     per_class: PerClassOpt = None,
+    class_augment: ClassAugmentOpt = None,
     exclude_classes: ExcludeOpt = None,
     init_from: InitFromOpt = None,
     freeze_trunk: FreezeOpt = False,

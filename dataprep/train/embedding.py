@@ -2,7 +2,8 @@
 
 - :func:`balanced_batches`: training batches of ``per_class`` examples of each of several
   classes (so every anchor has positives and negatives in its batch for online mining), without
-  the ``--exclude-classes``.
+  the ``--exclude-classes``; with ``--class-augment`` each training class is also seen rotated
+  (and mirrored) as new classes of its own.
 - :class:`FewShotValidation`: after each epoch, few-shot accuracy on episodes of the val split
   (training classes only: held-out classes never choose the epoch); early stopping and the
   checkpoint follow it.
@@ -33,6 +34,38 @@ VAL_QUERIES = 5
 # early on easy classes) the epoch whose classes are tighter and farther apart, which is what
 # answering "unknown" for an unseen class needs.
 MARGIN_WEIGHT = 1e-3
+# --class-augment: how many variants of each training class are classes of their own
+CLASS_VARIANTS = {"none": 1, "rotate": 4, "dihedral": 8}
+
+
+def class_variant(image, variant):
+    """``image`` ``[H, W, C]`` (square) turned by ``variant % 4`` quarter turns, mirrored first
+    when ``variant >= 4`` (the 8 symmetries of the square)."""
+    import tensorflow as tf
+
+    image = tf.cond(variant >= 4, lambda: tf.image.flip_left_right(image), lambda: image)
+    return tf.image.rot90(image, k=tf.cast(variant % 4, tf.int32))
+
+
+def _with_class_variants(dataset, variants: int, seed: int | None):
+    """Each example turned into one of ``variants`` variants of its class (uniform, seeded), its
+    label made ``label * variants + variant``: a rotated 3 is not a 3 but a class of its own.
+
+    More training classes is what an embedding needs to tell apart classes it never saw; with
+    only a few training classes it learns just enough to separate those (docs/training.md). The
+    labels stay label-safe: no variant is ever called by its original class's name.
+    """
+    import tensorflow as tf
+
+    draws = tf.data.Dataset.random(seed=0 if seed is None else int(seed))
+
+    def turn(example, draw):
+        images, label = example
+        variant = tf.math.floormod(draw, variants)
+        label = tf.cast(label, tf.int64) * variants + variant
+        return class_variant(images, variant), label
+
+    return tf.data.Dataset.zip((dataset, draws)).map(turn)
 
 
 def kept_labels(class_names: list[str], settings: TrainSettings) -> list[int]:
@@ -65,6 +98,9 @@ def balanced_batches(export_dir: Path, settings: TrainSettings, *, keep: list[in
         dataset = dataset.map(lambda images, label: (images[: settings.clip_len], label))
     kept = tf.constant(keep, tf.int64)
     dataset = dataset.filter(lambda images, label: tf.reduce_any(tf.cast(label, tf.int64) == kept))
+    variants = CLASS_VARIANTS[settings.class_augment]
+    if variants > 1:
+        dataset = _with_class_variants(dataset, variants, settings.seed)
     dataset = dataset.group_by_window(
         key_func=lambda images, label: tf.cast(label, tf.int64),
         reduce_func=lambda key, window: window.batch(per_class, drop_remainder=True),

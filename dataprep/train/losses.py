@@ -1,5 +1,6 @@
-"""Metric losses for the embedding models: triplet (online semi-hard or hard mining) and
-contrastive, over every pair of a batch.
+"""Metric losses for the embedding models: triplet (online semi-hard or hard mining),
+contrastive over every pair of a batch, and prototypical (a softmax over the batch's class
+prototypes).
 
 The embeddings are L2-normalized, so distances are in [0, 2]. Batches hold several examples of
 each class (:func:`dataprep.train.embedding.balanced_batches`), so every anchor has positives and
@@ -9,9 +10,10 @@ now. Plain ``keras.ops``: the losses run on the TensorFlow, JAX and PyTorch back
 
 from __future__ import annotations
 
-LOSSES = ("triplet", "contrastive")
+LOSSES = ("triplet", "contrastive", "prototypical")
 MINING = ("semi-hard", "hard")
 _FAR = 4.0  # more than any distance between unit vectors
+PROTO_SCALE = 10.0  # prototypical: cosine similarities times this (a temperature of 0.1)
 
 
 def pairwise_distances(embeddings):
@@ -78,9 +80,36 @@ def contrastive_loss(labels, embeddings, *, margin: float = 0.5):
     return (pos + neg) / 2.0
 
 
+def prototypical_loss(labels, embeddings, *, scale: float = PROTO_SCALE):
+    """Prototypical loss of a batch: each example's cross-entropy of a softmax over the batch's
+    class prototypes (the normalized mean embedding of each class in the batch), with logits
+    ``scale * cosine``.
+
+    Unlike the triplet and contrastive losses, every example is pulled towards its whole class
+    and pushed from every other class at once, through a soft (temperature ``1 / scale``)
+    softmax: the loss does not reach zero by putting each class on one point, which is what
+    makes triplet embeddings of a few training classes collapse. Labels may be any integers
+    (no fixed number of classes): the softmax over classes is computed over the batch's
+    examples, each weighted by one over its class count, which equals a softmax over the
+    distinct classes exactly.
+    """
+    from keras import ops
+
+    emb = ops.cast(embeddings, "float32")
+    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+    same = ops.cast(ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)), "float32")
+    counts = ops.sum(same, axis=1)  # examples of each example's class
+    protos = ops.matmul(same, emb) / ops.expand_dims(counts, 1)  # [B, D]: its class's mean
+    protos = protos / ops.sqrt(ops.maximum(ops.sum(protos * protos, -1, keepdims=True), 1e-12))
+    logits = scale * ops.matmul(emb, ops.transpose(protos))  # [B, B]: example x class-of-j
+    own = scale * ops.sum(emb * protos, axis=1)
+    weighted = logits - ops.expand_dims(ops.log(counts), 0)  # each class once in the sum
+    return ops.mean(ops.logsumexp(weighted, axis=1) - own)
+
+
 def metric_loss(loss: str = "triplet", mining: str = "semi-hard", margin: float = 0.2):
-    """The Keras loss function ``fn(labels, embeddings)`` for ``loss`` (``triplet`` or
-    ``contrastive``).
+    """The Keras loss function ``fn(labels, embeddings)`` for ``loss`` (``triplet``,
+    ``contrastive`` or ``prototypical``; ``mining`` and ``margin`` apply to the first two).
 
     Raises:
         ValueError: for an unknown loss or mining.
@@ -93,6 +122,12 @@ def metric_loss(loss: str = "triplet", mining: str = "semi-hard", margin: float 
             return contrastive_loss(labels, embeddings, margin=margin)
 
         return contrastive
+    if loss == "prototypical":
+
+        def prototypical(labels, embeddings):
+            return prototypical_loss(labels, embeddings)
+
+        return prototypical
 
     def triplet(labels, embeddings):
         return triplet_loss(labels, embeddings, margin=margin, mining=mining)

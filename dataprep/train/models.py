@@ -375,7 +375,8 @@ def compile_model(
     ``cnn`` uses plain Adam at a constant rate (the tutorial recipe). The others use AdamW
     (decoupled weight decay) with a cosine-decay schedule over the whole run. Embedding models
     (``siamese``, ``siamese-lstm``) learn with a metric loss (``loss``: ``triplet`` with
-    ``mining`` ``semi-hard`` or ``hard`` in each batch, or ``contrastive``; ``margin``), see
+    ``mining`` ``semi-hard`` or ``hard`` in each batch, ``contrastive``, or ``prototypical``;
+    ``margin``), see
     :mod:`dataprep.train.losses`.
     """
     import keras

@@ -33,11 +33,20 @@ CONFIG_KEYS = (
     "margin",
     "embedding_dim",
     "per_class",
+    "class_augment",
     "backbone",
     "weights",
     "fine_tune_epochs",
 )
-EMBEDDING_KEYS = ("loss", "mining", "margin", "embedding_dim", "per_class", "exclude_classes")
+EMBEDDING_KEYS = (
+    "loss",
+    "mining",
+    "margin",
+    "embedding_dim",
+    "per_class",
+    "class_augment",
+    "exclude_classes",
+)
 # cnn-lstm's recipe where neither the command nor [train] sets a value (benchmarks/bench_motion.py)
 CLIP_DEFAULTS = {"batch_size": 16, "lr": 3e-3}
 MIN_STEPS = 300  # a default cnn-lstm run takes at least this many optimizer steps
@@ -66,6 +75,7 @@ class TrainOptions:
     margin: float | None = None
     embedding_dim: int | None = None
     per_class: int | None = None
+    class_augment: str | None = None  # none, rotate, dihedral: variants as classes of their own
     exclude_classes: str | None = None  # "a,b,c": held out of training
     # transfer learning
     init_from: str | None = None
@@ -105,6 +115,7 @@ class TrainSettings:
     margin: float = 0.2
     embedding_dim: int = 64
     per_class: int = 4
+    class_augment: str = "none"
     exclude_classes: tuple[str, ...] = ()
     init_from: str | None = None
     freeze_trunk: bool = False
@@ -238,6 +249,7 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
         margin=values.margin or (1.0 if values.loss == "contrastive" else 0.2),
         embedding_dim=values.embedding_dim,
         per_class=values.per_class,
+        class_augment=_check_class_augment(values.class_augment, height, width),
         exclude_classes=_excluded(options.exclude_classes, info),
         init_from=options.init_from,
         freeze_trunk=bool(options.freeze_trunk),
@@ -282,6 +294,16 @@ def _check_embedding_options(options: TrainOptions, model: str) -> None:
             )
 
 
+def _check_class_augment(value: str, height: int, width: int) -> str:
+    """``--class-augment``: rotations need square frames."""
+    if value != "none" and height != width:
+        raise UsageError(
+            f"--class-augment {value} turns frames by quarter turns, which needs square frames; "
+            f"the frames are {width}x{height}: pass --image-size S, or --class-augment none"
+        )
+    return value
+
+
 def _excluded(text: str | None, info: dict[str, Any]) -> tuple[str, ...]:
     """The classes of ``--exclude-classes a,b`` (each a class of the export)."""
     names = [name.strip() for name in (text or "").split(",") if name.strip()]
@@ -317,6 +339,7 @@ def command_line(options: TrainOptions, settings: TrainSettings) -> str:
         parts += ["--loss", settings.loss, "--mining", settings.mining]
         parts += ["--margin", repr(settings.margin), "--embedding-dim", str(settings.embedding_dim)]
         parts += ["--per-class", str(settings.per_class)]
+        parts += ["--class-augment", settings.class_augment]
         if settings.exclude_classes:
             parts += ["--exclude-classes", ",".join(settings.exclude_classes)]
     if settings.init_from:
