@@ -455,7 +455,9 @@ def _throughput_rows(results: dict, baseline: str | None) -> list[dict]:
 
 
 def run(workdir: Path, quick: bool) -> list[dict]:
-    """The runner's entry (``benchmarks/run.py``): one row per family and size."""
+    """The runner's entry (``benchmarks/run.py``): one row per family and size, and the
+    training throughput at 64x64 against the training dataset alone (``--throughput`` without
+    a baseline: 10 epochs, 2 with ``quick``)."""
     families = QUICK_FAMILIES if quick else tuple(_families())
     sizes = (100,) if quick else SIZES
     seeds = (0,) if quick else SEEDS
@@ -484,7 +486,8 @@ def run(workdir: Path, quick: bool) -> list[dict]:
                 ),
             )
         )
-    return rows
+    tp = throughput(cache_root(), Path(workdir) / "runs", epochs=2 if quick else 10)
+    return rows + _throughput_rows({"current": [tp]}, None)
 
 
 def _families():
