@@ -49,9 +49,9 @@ def test_early_stopping_patience_counts_steps():
 
 @pytest.mark.slow
 def test_clip_augment_is_clip_consistent_label_safe_and_off_outside_training():
-    from dataprep.train.motion_model import motion_layers
+    from dataprep.train.layers import custom_layers
 
-    layer = motion_layers()["ClipAugment"](colour=0.4, shift=0.5, seed=3)
+    layer = custom_layers()["ClipAugment"](colour=0.4, shift=0.5, seed=3)
     rng = np.random.default_rng(0)
     frame = rng.normal(size=(12, 12, 3)).astype("float32")
     clips = np.repeat(np.repeat(frame[None, None], 5, axis=1), 4, axis=0)  # 4 still clips

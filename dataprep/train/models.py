@@ -22,8 +22,9 @@ importing this module is cheap, and the backend is chosen by whoever imports Ker
 
 from __future__ import annotations
 
-import functools
 from typing import Any
+
+from dataprep.train.layers import conv_bn, custom_layers, embedding_head
 
 MODEL_NAMES = ("cnn", "cnn-bn", "cnn-lstm", "siamese", "siamese-lstm")
 CLIP_MODELS = ("cnn-lstm", "siamese-lstm")
@@ -32,95 +33,9 @@ EMBEDDING_MODELS = ("siamese", "siamese-lstm")
 TRUNK_NAMES = ("cnn_bn_trunk", "backbone_trunk", "motion_trunk")
 
 
-@functools.cache
-def _custom_layers() -> dict[str, Any]:
-    """Defines (once) and returns the custom layers; registered for ``keras.saving``."""
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class PaddedFrameMask(keras.layers.Layer):
-        """Returns a ``[B, T]`` boolean mask: True for real frames, False for padding.
-
-        The loaders (:func:`dataprep.data.load`, :func:`dataprep.data.iter_numpy`) set every
-        frame at a position ``>= length`` (the real frame count stored with each clip) to
-        exactly zero, after augmentation and normalization. So a frame is padding when all of
-        its values are zero. A real frame after normalization is never exactly all-zero: that
-        would need every pixel of every channel to equal the export's mean exactly. (Without
-        normalization, or without stats, an all-black real frame is all-zero too and is
-        masked; such a frame carries no motion. The trainers always normalize.)
-
-        The mask goes to the LSTM, which skips masked steps: a clip padded with zeros gives
-        the prediction of the same clip cut to its real length. Plain ``keras.ops`` only, so
-        it runs on the TensorFlow, JAX and PyTorch backends.
-        """
-
-        def call(self, clips):
-            return ops.any(ops.not_equal(clips, 0.0), axis=(2, 3, 4))
-
-        def compute_output_shape(self, input_shape):
-            return tuple(input_shape[:2])
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class SpatialSoftArgmax(keras.layers.Layer):
-        """Feature map ``[B, H, W, C]`` to ``[B, 2C]``: each channel's expected (x, y) position.
-
-        A softmax over the positions of each channel, then the mean of the pixel coordinates
-        (in [-1, 1]) under it: a differentiable "where is this feature" (spatial soft-argmax, as
-        in Levine et al. 2016). It keeps exactly what global average pooling throws away.
-        """
-
-        def call(self, maps):
-            height, width, channels = maps.shape[1], maps.shape[2], maps.shape[3]
-            flat = ops.reshape(ops.transpose(maps, (0, 3, 1, 2)), (-1, channels, height * width))
-            weights = ops.softmax(ops.cast(flat, "float32"), axis=-1)
-            ys, xs = ops.meshgrid(
-                ops.linspace(-1.0, 1.0, height), ops.linspace(-1.0, 1.0, width), indexing="ij"
-            )
-            expected_x = ops.sum(weights * ops.reshape(xs, (1, 1, -1)), axis=-1)
-            expected_y = ops.sum(weights * ops.reshape(ys, (1, 1, -1)), axis=-1)
-            return ops.cast(ops.concatenate([expected_x, expected_y], axis=-1), self.compute_dtype)
-
-        def compute_output_shape(self, input_shape):
-            return (input_shape[0], 2 * input_shape[3])
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class TemporalDeltas(keras.layers.Layer):
-        """Per-frame features ``[B, T, F]`` to ``[B, T, 2F]``: each frame's features and their
-        change since the previous frame (zero for the first), like the delta features of speech
-        recognition. Motion is the change of the encoder's positions from frame to frame."""
-
-        def call(self, features):
-            previous = ops.concatenate([features[:, :1], features[:, :-1]], axis=1)
-            return ops.concatenate([features, features - previous], axis=-1)
-
-        def compute_output_shape(self, input_shape):
-            return (*input_shape[:2], 2 * input_shape[2])
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class L2Normalize(keras.layers.Layer):
-        """Scales each vector to unit length (float32): embeddings compared by distance."""
-
-        def call(self, x):
-            x = ops.cast(x, "float32")
-            return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), 1e-12))
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-    return {
-        "PaddedFrameMask": PaddedFrameMask,
-        "SpatialSoftArgmax": SpatialSoftArgmax,
-        "TemporalDeltas": TemporalDeltas,
-        "L2Normalize": L2Normalize,
-    }
-
-
 def custom_objects() -> dict[str, Any]:
     """The custom objects needed by ``keras.models.load_model`` for our saved models."""
-    from dataprep.train.motion_model import motion_layers
-
-    return {**_custom_layers(), **motion_layers()}
+    return dict(custom_layers())
 
 
 def is_clip_model(name: str) -> bool:
@@ -235,14 +150,6 @@ def _reference_cnn(input_shape, num_classes):
     )
 
 
-def _conv_bn(x, filters, name):
-    from keras import layers
-
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
-
-
 def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", head: str = "flatten"):
     """The ``cnn-bn`` feature extractor: a frame ``[H, W, C]`` to a vector that keeps position.
 
@@ -259,15 +166,15 @@ def bn_trunk(input_shape, dropout: float = 0.3, name: str = "cnn_bn_trunk", head
     from keras import layers
 
     inputs = keras.Input(input_shape, name="frame")
-    x = _conv_bn(inputs, 32, "b1a")
-    x = _conv_bn(x, 32, "b1b")
+    x = conv_bn(inputs, 32, "b1a")
+    x = conv_bn(x, 32, "b1b")
     x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = _conv_bn(x, 32, "b2a")
+    x = conv_bn(x, 32, "b2a")
     x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = _conv_bn(x, 64, "b3a")
-    x = _conv_bn(x, 64, "b3b")
+    x = conv_bn(x, 64, "b3a")
+    x = conv_bn(x, 64, "b3b")
     if head == "keypoints":
-        where = _custom_layers()["SpatialSoftArgmax"](name="keypoints")(x)
+        where = custom_layers()["SpatialSoftArgmax"](name="keypoints")(x)
         what = layers.GlobalMaxPooling2D(name="max_features")(x)
         x = layers.Concatenate(name="features")([where, what])
     elif head == "flatten":
@@ -290,13 +197,6 @@ def _augmented(inputs, augment_in_model):
     return x
 
 
-def _embedding_head(x, embedding_dim):
-    from keras import layers
-
-    x = layers.Dense(embedding_dim, dtype="float32", name="embedding_fc")(x)
-    return _custom_layers()["L2Normalize"](dtype="float32", name="embedding")(x)
-
-
 def _siamese(input_shape, trunk, embedding_dim, augment_in_model, dropout):
     """Frames to an L2-normalized embedding: the cnn-bn trunk (or a backbone), dropout, a linear
     projection to ``embedding_dim``, unit length."""
@@ -306,7 +206,7 @@ def _siamese(input_shape, trunk, embedding_dim, augment_in_model, dropout):
     inputs = keras.Input(input_shape, name="image")
     x = trunk(_augmented(inputs, augment_in_model))
     x = layers.Dropout(dropout, name="drop_features")(x)
-    return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese")
+    return keras.Model(inputs, embedding_head(x, embedding_dim), name="siamese")
 
 
 def _cnn_bn(input_shape, trunk, num_classes, augment_in_model, dropout):
@@ -331,17 +231,17 @@ def _cnn_lstm(input_shape, trunk, dropout, lstm_units, num_classes, embedding_di
     import keras
     from keras import layers
 
-    mask_layer = _custom_layers()["PaddedFrameMask"]
+    mask_layer = custom_layers()["PaddedFrameMask"]
     inputs = keras.Input(input_shape, name="clip")
     mask = mask_layer(name="frame_mask")(inputs)
     x = layers.TimeDistributed(trunk, name="frame_encoder")(inputs)
-    x = _custom_layers()["TemporalDeltas"](name="deltas")(x)
+    x = custom_layers()["TemporalDeltas"](name="deltas")(x)
     x = layers.TimeDistributed(layers.Dense(128, activation="relu"), name="frame_fc")(x)
     x = layers.Dropout(dropout, name="drop_frames")(x)
     x = layers.LSTM(lstm_units, name="lstm")(x, mask=mask)
     x = layers.Dropout(dropout, name="drop_lstm")(x)
     if num_classes is None:
-        return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese_lstm")
+        return keras.Model(inputs, embedding_head(x, embedding_dim), name="siamese_lstm")
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_lstm")
 

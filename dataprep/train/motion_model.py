@@ -27,102 +27,7 @@ TensorFlow, JAX and PyTorch backends.
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 TRUNK_NAME = "motion_trunk"
-
-
-@functools.cache
-def motion_layers() -> dict[str, Any]:
-    """Defines (once) and returns this model's custom layers, registered for ``keras.saving``."""
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class FrameDifference(keras.layers.Layer):
-        """Clips ``[B, T, H, W, C]`` to ``[B, T, H, W, 2C]``: every frame next to its difference
-        from the previous frame (zero for the first frame)."""
-
-        def call(self, clips):
-            previous = ops.concatenate([clips[:, :1], clips[:, :-1]], axis=1)
-            return ops.concatenate([clips, clips - previous], axis=-1)
-
-        def compute_output_shape(self, input_shape):
-            return (*input_shape[:-1], 2 * input_shape[-1])
-
-    @keras.saving.register_keras_serializable(package="dataprep")
-    class ClipAugment(keras.layers.Layer):
-        """Training-only, clip-consistent augmentation of normalized clips ``[B, T, H, W, C]``.
-
-        ``colour``: per clip, the channels in a random order, each scaled by a gain in
-        ``[1 - colour, 1 + colour]`` and moved by an offset in ``[-colour, colour]`` (in units
-        of the export's standard deviation); every frame of a clip gets the same draw.
-        ``shift``: per batch, every frame rolled (wrapping around) by the same random offset of
-        up to ``shift`` of the height and width. Neither changes the direction of a motion or
-        the shape of a thing, so no label changes. Inactive outside training.
-        """
-
-        def __init__(self, colour: float = 0.4, shift: float = 0.5, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            self.colour = float(colour)
-            self.shift = float(shift)
-            self.seed = seed
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, clips, training=None):
-            if not training:
-                return clips
-            channels = clips.shape[-1]
-            batch = ops.shape(clips)[0]
-            if self.colour > 0:
-                order = ops.argsort(
-                    keras.random.uniform((batch, channels), seed=self.seed_generator), axis=-1
-                )
-                gain = keras.random.uniform(
-                    (batch, 1, channels),
-                    1.0 - self.colour,
-                    1.0 + self.colour,
-                    seed=self.seed_generator,
-                )
-                mixing = ops.one_hot(order, channels, dtype=clips.dtype) * ops.cast(
-                    gain, clips.dtype
-                )  # [B, out, in]
-                offset = keras.random.uniform(
-                    (batch, 1, 1, 1, channels), -self.colour, self.colour, seed=self.seed_generator
-                )
-                clips = ops.einsum("bthwi,boi->bthwo", clips, mixing) + ops.cast(
-                    offset, clips.dtype
-                )
-            if self.shift > 0:
-                height, width = clips.shape[2], clips.shape[3]
-                dy = keras.random.randint(
-                    (),
-                    -int(self.shift * height),
-                    int(self.shift * height) + 1,
-                    seed=self.seed_generator,
-                )
-                dx = keras.random.randint(
-                    (),
-                    -int(self.shift * width),
-                    int(self.shift * width) + 1,
-                    seed=self.seed_generator,
-                )
-                clips = ops.roll(ops.roll(clips, dy, axis=2), dx, axis=3)
-            return clips
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-        def get_config(self):
-            return {
-                **super().get_config(),
-                "colour": self.colour,
-                "shift": self.shift,
-                "seed": self.seed,
-            }
-
-    return {"FrameDifference": FrameDifference, "ClipAugment": ClipAugment}
 
 
 def describe_augmentation(model) -> str | None:
@@ -145,16 +50,16 @@ def motion_trunk(frame_shape, name: str = TRUNK_NAME):
     import keras
     from keras import layers
 
-    from dataprep.train.models import _conv_bn, _custom_layers
+    from dataprep.train.layers import conv_bn, custom_layers
 
     inputs = keras.Input(frame_shape, name="frame")
-    x = _conv_bn(inputs, 32, "m1")
+    x = conv_bn(inputs, 32, "m1")
     x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = _conv_bn(x, 32, "m2")
+    x = conv_bn(x, 32, "m2")
     x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = _conv_bn(x, 64, "m3a")
-    x = _conv_bn(x, 64, "m3b")
-    where = _custom_layers()["SpatialSoftArgmax"](name="keypoints")(x)
+    x = conv_bn(x, 64, "m3a")
+    x = conv_bn(x, 64, "m3b")
+    where = custom_layers()["SpatialSoftArgmax"](name="keypoints")(x)
     what = layers.GlobalMaxPooling2D(name="max_features")(x)
     return keras.Model(inputs, layers.Concatenate(name="features")([where, what]), name=name)
 
@@ -165,9 +70,9 @@ def _motion_encoder(input_shape, *, dropout, lstm_units, augment, difference, se
     import keras
     from keras import layers
 
-    from dataprep.train.models import _custom_layers
+    from dataprep.train.layers import custom_layers
 
-    custom = {**_custom_layers(), **motion_layers()}
+    custom = custom_layers()
     inputs = keras.Input(tuple(input_shape), name="clip")
     mask = custom["PaddedFrameMask"](name="frame_mask")(inputs)
     x = inputs
@@ -237,7 +142,7 @@ def build_siamese_lstm(
     :func:`build_cnn_lstm`."""
     import keras
 
-    from dataprep.train.models import _embedding_head
+    from dataprep.train.layers import embedding_head
 
     inputs, x = _motion_encoder(
         input_shape,
@@ -247,4 +152,4 @@ def build_siamese_lstm(
         difference=difference,
         seed=seed,
     )
-    return keras.Model(inputs, _embedding_head(x, embedding_dim), name="siamese_lstm")
+    return keras.Model(inputs, embedding_head(x, embedding_dim), name="siamese_lstm")
