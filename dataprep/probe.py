@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dataprep.errors import MediaError
 
@@ -100,8 +100,9 @@ def _demux_timestamps(container, stream) -> tuple[list[int], list[int]]:
     return timestamps, durations
 
 
-def image_header_size(path: Path) -> tuple[int, int]:
-    """Width and height from an image file's header, without decoding its pixels.
+def image_header_size(source: Path | BinaryIO) -> tuple[int, int]:
+    """Width and height from an image file's header (a path, or a file opened in binary mode,
+    left open), without decoding its pixels.
 
     Pillow opens images lazily: only the header is parsed, so a 74-byte file that claims
     100000x100000 costs nothing here.
@@ -118,7 +119,7 @@ def image_header_size(path: Path) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
     except Image.UnidentifiedImageError:
         raise MediaError("not a decodable image (its header cannot be read)") from None
@@ -155,9 +156,10 @@ def probe_image(path: Path, max_pixels: int | None = None) -> dict[str, Any]:
     import cv2
     import numpy as np
 
-    width, height = image_header_size(path)
-    check_pixels(width, height, max_pixels)
-    data = np.fromfile(str(path), dtype=np.uint8)
+    with open(path, "rb") as file:  # one open: the header check, then the whole file
+        check_pixels(*image_header_size(file), max_pixels)
+        file.seek(0)
+        data = np.fromfile(file, dtype=np.uint8)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as exc:
