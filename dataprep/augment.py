@@ -278,6 +278,7 @@ def augment_frames(
         ItemFailed: a media failed under ``on_error="fail"``.
         DiskError: a file could not be written (disk full...); a rerun resumes.
     """
+    from dataprep.augment_write import write_copies
     from dataprep.config import effective
 
     started = time.monotonic()
@@ -313,13 +314,13 @@ def augment_frames(
             plan = _plan_copies(workspace, run, fingerprint, options.copies, overwrite, report)
             works = _works(workspace, plan, options, fingerprint, safe)
             report.media = len(works)
-            saved = _write_copies(workspace, run, plan, works, (jobs, engine), report, progress)
+            report.rows, report.mirrored = write_copies(
+                workspace, run, plan, works, (jobs, engine), report, progress
+            )
             _save_state(workspace, state)
         except OSError as exc:
             where = exc.filename or workspace.frames_dir
             raise DiskError(os_error_message(where, exc)) from None
-        report.rows = int(saved["augmented"].astype(bool).sum())
-        report.mirrored = int(saved["mirrored"].astype(bool).sum())
         report.seconds = time.monotonic() - started
         counted = ("media", "written", "kept", "removed", "rows", "mirrored")
         run.finish(
@@ -414,52 +415,6 @@ def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, saf
     ]
 
 
-def _write_copies(
-    workspace: Workspace,
-    run: StageRun,
-    plan: _CopyPlan,
-    works: list[_MediaWork],
-    where: tuple,  # (local jobs, dataprep.engine.EngineSpec or None)
-    report: AugmentReport,
-    progress: Callable[..., None] | None,
-):
-    """Writes the missing copies media by media, checkpointing the manifest; returns the saved
-    manifest. On any exception the copies written so far are saved first."""
-    total = len(plan.sources) * report.copies - report.kept
-    new_rows: list[dict] = []
-    if progress:
-        progress(0, total)
-    if works:
-        run.mark_changed()
-    _remove_partial_writes(workspace, works)
-    try:
-        for work, (rows, error) in zip(works, _map_media(workspace, works, where), strict=True):
-            new_rows.extend(rows)
-            report.written += len(rows)
-            if progress:
-                progress(report.written, total)
-            if error is not None:
-                if error.startswith(_DISK_PREFIX):
-                    raise DiskError(error.removeprefix(_DISK_PREFIX))
-                report.failed.append({"media_id": work.media_id, "error": error})
-                run.item_failed(work.media_id, error, copies_written=len(rows))
-            if run.checkpoint_due():
-                _save(workspace, plan.sources, plan.kept + new_rows)
-    except BaseException:
-        with contextlib.suppress(Exception):  # keep what was written; the first error wins
-            _save(workspace, plan.sources, plan.kept + new_rows)
-        raise
-    return _save(workspace, plan.sources, plan.kept + new_rows)
-
-
-def _remove_partial_writes(workspace: Workspace, works: list[_MediaWork]) -> None:
-    """Removes the temporary files of copies a killed run was writing (``.<name>.*.tmp``)."""
-    for work in works:
-        for tmp in (workspace.frames_dir / work.media_id).glob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
 STATE_NAME = "augment.json"  # under .dataprep/
 
 
@@ -488,13 +443,3 @@ def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
     frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     manifests.save(workspace, "frames", frame)
     return frame
-
-
-def _map_media(workspace: Workspace, works: list[_MediaWork], where: tuple):
-    from dataprep.engine import open_engine, rows_of
-
-    jobs, engine = where
-    writes = [workspace.frames_dir] if engine else []
-    with open_engine(engine if works else None, jobs=jobs, writes=writes) as executor:
-        for rows, error in executor.map(_augment_media, works, rows_key=0):
-            yield rows_of(rows), error

@@ -10,7 +10,9 @@ worker pool) and this module, the stage driver (:func:`extract_frames` on
   ``frames/<media_id>/`` when complete, then a record ``.dataprep/frames/<media_id>.json`` notes
   the settings fingerprint, status and rows. ``manifests/frames.parquet`` is rebuilt from the
   records (checkpointed every few seconds and at the end), so a run killed at any moment loses
-  at most the media in flight and a rerun finishes the job.
+  at most the media in flight and a rerun finishes the job. With ``--engine ray`` the rows
+  stay in Parquet files staged by the workers and every save is a streaming merge
+  (:mod:`dataprep.frames_save`); the driver keeps records without their rows.
 * Consistent at every instant: before any media whose folder already exists is redone
   (``--overwrite``, or a failed or partial media retried), the manifest is saved without that
   media's rows, and it stays out of every checkpoint until its new frames are committed. So
@@ -37,6 +39,7 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
 from dataprep.frame_settings import FrameSettings, resolve_settings
+from dataprep.frames_save import LocalSaver, StreamedSaver, row_count, summary
 from dataprep.frames_worker import TMP_PREFIX, run_jobs
 from dataprep.sampling import expected_count
 from dataprep.stage import StageReport, StageRun, run_stage
@@ -89,14 +92,20 @@ class _Plan:
     records: dict[str, dict]  # the per-media records, kept up to date by _commit
     old_manifest: Any  # frames.parquet as the run found it
     replacing: set[str]  # todo media whose folder exists: hidden from the manifest until redone
+    streamed: bool = False  # Ray engine: records hold summaries, saves stream (frames_save)
 
 
 def state_dir(workspace: Workspace) -> Path:
     return workspace.state_dir / STATE_FOLDER
 
 
-def load_records(workspace: Workspace) -> dict[str, dict[str, Any]]:
-    """The per-media extraction records (``.dataprep/frames/<media_id>.json``)."""
+def load_records(workspace: Workspace, *, rows: bool = True) -> dict[str, dict[str, Any]]:
+    """The per-media extraction records (``.dataprep/frames/<media_id>.json``).
+
+    Args:
+        rows: keep each record's frame rows; False keeps a summary instead (``row_count``),
+            as the streaming driver of the Ray engine does.
+    """
     records = {}
     folder = state_dir(workspace)
     if folder.is_dir():
@@ -105,7 +114,7 @@ def load_records(workspace: Workspace) -> dict[str, dict[str, Any]]:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue  # unreadable: treated as not done, redone by the next run
-            records[record.get("media_id", path.stem)] = record
+            records[record.get("media_id", path.stem)] = record if rows else summary(record)
     return records
 
 
@@ -151,15 +160,15 @@ def extract_frames(
     settings = resolve_settings(workspace, **options)
     report = FramesReport(fingerprint=settings.fingerprint, settings=settings.label())
     with run_stage(workspace, "frames", on_error=on_error) as run:
+        streamed = engine is not None and engine.kind != "local"
         try:
-            plan = _plan(workspace, settings, media_ids, overwrite, report)
-            frame = _extract(
+            plan = _plan(workspace, settings, media_ids, overwrite, report, streamed)
+            report.frames_total = _extract(
                 workspace, run, plan, settings, (jobs, engine), keep_partial, report, progress
             )
         except OSError as exc:
             where = exc.filename or workspace.frames_dir
             raise DiskError(os_error_message(where, exc)) from None
-        report.frames_total = int((~frame["augmented"].astype(bool)).sum()) if len(frame) else 0
         report.seconds = time.monotonic() - started
         run.finish(
             settings={
@@ -185,16 +194,18 @@ def _plan(
     media_ids: list[str] | None,
     overwrite: bool,
     report: FramesReport,
+    streamed: bool = False,
 ) -> _Plan:
     """Reads the manifests and records, cleans a killed run's leftovers, and picks the media
-    to extract (refusing frames of other settings without ``overwrite``)."""
+    to extract (refusing frames of other settings without ``overwrite``). ``streamed`` (the
+    Ray engine): records without their rows, and the frames manifest is not read here."""
     if not workspace.manifest_path("media").exists():
         raise ManifestError(
             f"{workspace.manifest_path('media')}: no media yet; run `dataprep ingest PATH` first"
         )
     media = manifests.records(manifests.load(workspace, "media"))
     _clean_leftovers(workspace)
-    records = load_records(workspace)
+    records = load_records(workspace, rows=not streamed)
     report.skipped_media_errors = sum(1 for m in media if m["status"] != "ok")
     candidates = [m for m in media if m["status"] == "ok"]
     if media_ids is not None:
@@ -218,7 +229,8 @@ def _plan(
         media=media,
         todo=todo,
         records=records,
-        old_manifest=manifests.load(workspace, "frames", missing_ok=True),
+        old_manifest=None if streamed else manifests.load(workspace, "frames", missing_ok=True),
+        streamed=streamed,
         replacing={
             row["media_id"] for row in todo if (workspace.frames_dir / row["media_id"]).exists()
         },
@@ -230,7 +242,7 @@ def _refuse_other_settings(candidates: list[dict], records: dict, settings: Fram
         m["media_id"]
         for m in candidates
         if (rec := records.get(m["media_id"]))
-        and rec.get("rows")
+        and row_count(rec)
         and rec["fingerprint"] != settings.fingerprint
     ]
     if conflicts:
@@ -253,19 +265,20 @@ def _extract(
     progress: ProgressFn | None,
 ):
     """Extracts the planned media, commits each as it finishes, checkpoints the manifest;
-    returns the saved manifest. On any exception the committed media are saved first.
-    ``where``: (local jobs, engine spec or None)."""
+    returns the extracted frames in the saved manifest. On any exception the committed media
+    are saved first. ``where``: (local jobs, engine spec or None); with the Ray engine the rows
+    stay in staged Parquet files (:mod:`dataprep.frames_save`)."""
     from dataprep.engine import open_engine, sample
 
     jobs, engine = where
     on_frames = _progress_counter(_expected_total(plan.todo, settings), progress)
-    touched: set[str] = set()
     hidden = set(plan.replacing)  # their files go when they are redone: not in the manifest
     paths = {row["media_id"]: row["path"] for row in plan.todo}
     if plan.todo:
         run.mark_changed()
+    saver = StreamedSaver.start(workspace, plan) if plan.streamed else LocalSaver(workspace, plan)
     if hidden:
-        _save_manifest(workspace, plan, touched, hidden)
+        saver.save(hidden)
     try:
         reads = sample(workspace.root / p for p in paths.values()) if engine else ()
         with (
@@ -283,8 +296,9 @@ def _extract(
                 if result.get("disk_error"):
                     shutil.rmtree(result["tmp_dir"], ignore_errors=True)
                     raise DiskError(result["error"])
+                result["rows"] = saver.rows(result)
                 failure = _commit(workspace, result, settings, keep_partial, plan.records, report)
-                touched.add(result["media_id"])
+                saver.committed(result["media_id"])
                 hidden.discard(result["media_id"])
                 if failure:
                     run.item_failed(
@@ -294,13 +308,17 @@ def _extract(
                         frames_kept=failure["frames_kept"],
                     )
                 if run.checkpoint_due():
-                    _save_manifest(workspace, plan, touched, hidden)
+                    saver.save(hidden)
     except BaseException:
         with contextlib.suppress(Exception):  # keep what was committed; the first error wins
-            _save_manifest(workspace, plan, touched, hidden)
+            saver.save(hidden)
             _clean_leftovers(workspace)
+        saver.close()
         raise
-    return _save_manifest(workspace, plan, touched, hidden)
+    try:
+        return saver.save(hidden)
+    finally:
+        saver.close()
 
 
 def _progress_counter(expected: int | None, progress: ProgressFn | None) -> Callable[[int], None]:
@@ -396,45 +414,6 @@ def _clean_leftovers(workspace: Workspace) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
-
-
-def _save_manifest(workspace: Workspace, plan: _Plan, touched: set[str], hidden: set[str]):
-    """Rebuilds frames.parquet: extracted rows from the records, augmented rows kept for media
-    whose frames were not re-extracted in this run; media in ``hidden`` (about to be replaced)
-    are left out entirely."""
-    import pandas as pd
-
-    known = {m["media_id"] for m in plan.media} - hidden
-    rows: list[dict[str, Any]] = []
-    for media_id in sorted(plan.records):
-        record = plan.records[media_id]
-        if media_id not in known:
-            continue
-        for row in record.get("rows", []):
-            rows.append(
-                {
-                    **row,
-                    "media_id": media_id,
-                    "augmented": False,
-                    "copy_index": 0,
-                    "fingerprint": record["fingerprint"],
-                }
-            )
-    frame = manifests.from_records("frames", rows)
-    old = plan.old_manifest
-    if len(old):
-        augmented = old[
-            old["augmented"].astype(bool)
-            & ~old["media_id"].isin(touched)
-            & old["media_id"].isin(known)
-        ]
-        if len(augmented):
-            frame = pd.concat([frame, augmented], ignore_index=True)
-    frame = frame.sort_values(["media_id", "frame_index", "copy_index"], kind="stable").reset_index(
-        drop=True
-    )
-    manifests.save(workspace, "frames", frame)
-    return frame
 
 
 def load_frames(workspace: Workspace, *, augmented: bool | None = False):

@@ -229,16 +229,18 @@ def run_jobs(
 
 
 def _run_on_engine(executor, work: list[MediaJob], on_frames) -> Iterator[dict[str, Any]]:
-    """One task per media (decoder threads = the task's CPUs); rows staged to Parquet."""
+    """One task per media (decoder threads = the task's CPUs). The rows stay staged in
+    Parquet (``result["rows"]`` is a :class:`~dataprep.engine.StagedRows`, or an empty list):
+    the driver merges the files into the manifest (:mod:`dataprep.frames_save`)."""
     from dataclasses import replace
 
-    from dataprep.engine import rows_of
+    from dataprep.engine import StagedRows
 
     threads = max(1, int(executor.spec.num_cpus))
     jobs = [replace(job, threads=threads) for job in work]
     for result in executor.map(extract_media, jobs, rows_key="rows"):
-        result["rows"] = rows_of(result["rows"])
-        on_frames(len(result["rows"]))
+        rows = result["rows"]
+        on_frames(rows.count if isinstance(rows, StagedRows) else len(rows))
         yield result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -185,10 +186,14 @@ def _validate_frame(schema: ManifestSchema, frame: pd.DataFrame, where: str) -> 
     return table
 
 
-def _check_table(schema: ManifestSchema, table: pa.Table, where: str) -> None:
+def _check_table(
+    schema: ManifestSchema, table: pa.Table, where: str, names: list[str] | None = None
+) -> None:
     import pyarrow.compute as pc
 
     for column in schema.columns:
+        if names is not None and column.name not in names:
+            continue
         values = table.column(column.name)
         if not column.nullable and values.null_count:
             raise ManifestError(
@@ -256,19 +261,37 @@ def read_manifest(path: Path, name: str, *, missing_ok: bool = False) -> pd.Data
         raise ManifestError(
             f"{path}: not a readable Parquet file ({exc}); restore or delete it"
         ) from None
-    metadata = table.schema.metadata or {}
+    _check_stamp(schema, table.schema, path)
+    return to_pandas(_conform(schema, table, path))
+
+
+def _check_stamp(schema: ManifestSchema, file_schema: pa.Schema, path: Path) -> None:
+    """Refuses a file written for another schema or version."""
+    metadata = file_schema.metadata or {}
     found = metadata.get(SCHEMA_KEY, b"").decode() or None
     if found != schema.name:
         what = f"schema {found!r}" if found else "no dataprep schema stamp"
-        raise ManifestError(f"{path}: expected a {name} manifest but the file has {what}")
+        raise ManifestError(f"{path}: expected a {schema.name} manifest but the file has {what}")
     version = metadata.get(VERSION_KEY, b"").decode()
     if version != str(schema.version):
         raise ManifestError(
-            f"{path}: {name} manifest version {version} but this dataprep reads version "
+            f"{path}: {schema.name} manifest version {version} but this dataprep reads version "
             f"{schema.version}; re-run the stage to rewrite it"
         )
+
+
+def _conform(
+    schema: ManifestSchema, table: pa.Table, path: Path, names: list[str] | None = None
+) -> pa.Table:
+    """``table`` (read from ``path``) with the declared columns (or ``names`` of them), in
+    order, checked."""
+    import pyarrow as pa
+
     expected = schema.arrow_schema()
-    for column, field in zip(schema.columns, expected, strict=True):
+    if names is not None:
+        expected = pa.schema([expected.field(n) for n in names], metadata=expected.metadata)
+    for field in expected:
+        column = next(c for c in schema.columns if c.name == field.name)
         if field.name not in table.schema.names and column.default is not None:
             # written before the column was added (a backward-compatible addition)
             values = pa.array([column.default] * table.num_rows, type=field.type)
@@ -279,8 +302,40 @@ def read_manifest(path: Path, name: str, *, missing_ok: bool = False) -> pd.Data
         if actual != field.type:
             raise ManifestError(f"{path}: column {field.name} is {actual}, expected {field.type}")
     table = table.select(expected.names)
-    _check_table(schema, table, str(path))
-    return to_pandas(table)
+    _check_table(schema, table, str(path), expected.names)
+    return table
+
+
+def iter_manifest(
+    path: Path, name: str, *, batch_rows: int = 65536, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """Manifest ``name`` at ``path`` read batch by batch (at most ``batch_rows`` rows each),
+    checked as :func:`read_manifest` checks the whole file; nothing when the file is absent.
+
+    Args:
+        columns: only these columns (default: all declared ones).
+
+    Raises:
+        ManifestError: as :func:`read_manifest`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = load_schema(name)
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(
+            f"{path}: not a readable Parquet file ({exc}); restore or delete it"
+        ) from None
+    with parquet:
+        _check_stamp(schema, parquet.schema_arrow, path)
+        present = [n for n in (columns or schema.column_names) if n in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
+            yield _conform(schema, pa.Table.from_batches([batch]), path, columns)
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:

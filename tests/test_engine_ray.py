@@ -296,28 +296,47 @@ def test_tfrecord_shards_byte_identical(both_engines):
 
 
 _DRIVER = """
-import sys
+import sys, time
 from pathlib import Path
 from dataprep.engine import EngineSpec
 from dataprep.workspace import open_workspace
 ws = open_workspace(Path(sys.argv[2]))
 spec = EngineSpec(kind="ray", address=sys.argv[1], max_in_flight=2)
-if sys.argv[3] == "frames":
+stage = sys.argv[3]
+def slow(*args):  # a slow driver: the run is still going when the test kills it
+    time.sleep(0.25)
+if stage == "frames":
     from dataprep.frames import extract_frames
     extract_frames(ws, sampling="all", size="32", engine=spec)
-else:
+elif stage == "export":
     from dataprep.export.dataset import export_dataset
     export_dataset(ws, format="tfrecord", unit="frame", shard_size="8KB", engine=spec)
+elif stage == "ingest":
+    from dataprep.ingest import ingest
+    ingest(ws, [Path(sys.argv[4])], label_from_dir=True, engine=spec, progress=slow)
+elif stage == "augment":
+    from dataprep.augment import augment_frames
+    augment_frames(ws, pipeline="light", copies=2, seed=3, engine=spec, progress=slow)
+elif stage == "stats":
+    from dataprep import stats
+    stats.CHUNK_FILES = 8  # several tasks, so that the run is killed between two of them
+    def started(done, total):
+        if done:
+            (ws.root / "stats-started").touch()
+        slow()
+    stats.compute_stats(ws, engine=spec, progress=started)
 """
 
 
-def _kill_driver_when(cluster, ws, stage: str, ready, tmp_path) -> None:
-    """Starts a driver process for ``stage`` and SIGKILLs it once ``ready()`` is true."""
+def _kill_driver_when(cluster, ws, stage: str, ready, tmp_path, *args: str) -> None:
+    """Starts a driver process for ``stage`` and SIGKILLs it once ``ready()`` is true (with
+    a checkpoint after every item, so that a kill finds some of them committed)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, cluster.address, str(ws.root), stage],
+        [sys.executable, "-c", _DRIVER, cluster.address, str(ws.root), stage, *args],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "DATAPREP_CHECKPOINT_SECONDS": "0"},
     )
     try:
         deadline = time.monotonic() + 240
@@ -356,6 +375,10 @@ def test_frames_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
     extract_frames(local, sampling="all", size="32", jobs=1)
     assert _tree_bytes(ws.frames_dir) == _tree_bytes(local.frames_dir)
     assert not list(ws.frames_dir.glob(".tmp-*"))
+    # the manifest, committed by streaming merges of staged rows, equals the local one
+    key = ["media_id", "frame_index", "copy_index"]
+    assert _sorted_manifest(ws, "frames", key).equals(_sorted_manifest(local, "frames", key))
+    assert not (records / ".parts").exists()
 
 
 def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path, both_engines):
@@ -392,3 +415,88 @@ def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path,
     small = both_engines["local"].exports_dir / "small"
     assert shards == {k: v for k, v in _tree_bytes(small).items() if ".tfrecord" in k}
     assert len(shards) > len(before)
+
+
+def _num_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows  # replaced atomically: always whole
+    except (OSError, ValueError):
+        return 0
+
+
+def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path):
+    import pyarrow.parquet as pq
+
+    from dataprep.ingest import ingest
+    from dataprep.testing.gestures import GESTURE_CLASSES, GestureSpec, write_gesture_set
+    from dataprep.workspace import init_workspace
+
+    raw = tmp_path / "raw"
+    write_gesture_set(raw, GestureSpec(**{**STAGE_SPEC, "per_class": 3}))
+    ws = init_workspace(tmp_path / "ws", classes=list(GESTURE_CLASSES))
+    files = ws.manifest_path("files")
+    _kill_driver_when(ray_cluster, ws, "ingest", lambda: _num_rows(files) >= 2, tmp_path, str(raw))
+    before = pq.read_table(files).column("path").to_pylist()
+    assert 2 <= len(before) < 12
+    report = ingest(ws, [raw], label_from_dir=True, engine=_spec(ray_cluster))
+    # only the files the killed run had not committed were read again (gestures.json, not
+    # media, is never committed: it is read each time)
+    every = sorted(str(f) for f in raw.rglob("*") if f.is_file())
+    rest = [p for p in every if p not in before]
+    assert report.files == len(every) == 13 and len(rest) == 13 - len(before)
+    assert report.bytes_read == sum(Path(p).stat().st_size for p in rest)
+    local = init_workspace(tmp_path / "local", classes=list(GESTURE_CLASSES))
+    ingest(local, [raw], label_from_dir=True, jobs=1)
+    for name, key, drop in (("media", ["media_id"], ["ingested_at"]), ("files", ["path"], [])):
+        a = _sorted_manifest(local, name, key, drop)
+        assert len(a) == 12 and a.equals(_sorted_manifest(ws, name, key, drop)), name
+
+
+def test_augment_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path, both_engines):
+    from dataprep import manifests
+    from dataprep.augment import augment_frames
+    from dataprep.workspace import open_workspace
+
+    shutil.copytree(both_engines["ray"].root, tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
+    path = ws.manifest_path("frames")
+    start = _num_rows(path)
+    _kill_driver_when(ray_cluster, ws, "augment", lambda: _num_rows(path) >= start + 2, tmp_path)
+    frame = manifests.load(ws, "frames")
+    second = frame[frame["copy_index"] == 2]
+    extracted = int((~frame["augmented"]).sum())
+    assert 2 <= len(second) < extracted, "killed before the second copies were all written"
+    before = _mtimes(ws.root / p for p in second["path"])
+    report = augment_frames(ws, pipeline="light", copies=2, seed=3, engine=_spec(ray_cluster))
+    assert report.kept == int(frame["augmented"].sum())  # copy 1 and the copies 2 committed
+    assert report.written == extracted - len(second)
+    assert _mtimes(ws.root / p for p in second["path"]) == before
+    assert not (ws.state_dir / "augment-parts").exists()
+    shutil.copytree(both_engines["local"].root, tmp_path / "local")
+    local = open_workspace(tmp_path / "local")
+    augment_frames(local, pipeline="light", copies=2, seed=3, jobs=1)
+    key = ["media_id", "frame_index", "copy_index"]
+    assert _sorted_manifest(local, "frames", key).equals(_sorted_manifest(ws, "frames", key))
+    assert _tree_bytes(local.frames_dir) == _tree_bytes(ws.frames_dir)
+
+
+def test_stats_killed_driver_leaves_previous_file_and_rerun_is_identical(
+    ray_cluster, tmp_path, both_engines
+):
+    from dataprep.stats import compute_stats, load_stats, stats_path
+    from dataprep.workspace import open_workspace
+
+    shutil.copytree(both_engines["ray"].root, tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
+    previous = compute_stats(ws, split="all", jobs=1)  # another split: another file
+    old_bytes = stats_path(ws).read_bytes()
+    _kill_driver_when(
+        ray_cluster, ws, "stats", lambda: (ws.root / "stats-started").exists(), tmp_path
+    )
+    assert stats_path(ws).read_bytes() == old_bytes
+    assert load_stats(ws)["count_frames"] == previous["count_frames"]
+    compute_stats(ws, engine=_spec(ray_cluster))
+    assert stats_path(ws).read_bytes() == stats_path(both_engines["local"]).read_bytes()
+    assert stats_path(ws).read_bytes() != old_bytes

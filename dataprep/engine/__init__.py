@@ -19,8 +19,10 @@ on this machine), checks every node first (imports dataprep, reads ``reads``, wr
 in flight. With ``rows_key`` the worker writes the rows of its result to a staged Parquet file
 on the shared file system and sends back only its path (:class:`StagedRows`); ``rows_key`` is
 a key of a dict result, an index into a tuple result, or ``WHOLE_RESULT`` (the result is the
-list of rows). Staged rows are read back
-with :func:`rows_of` inside the ``open_engine`` block (the staging folder is removed after it).
+list of rows). The staging folder is removed when the ``open_engine`` block ends: a driver
+that commits later takes the files over (:class:`dataprep.manifest_merge.PartStore`) and merges
+them into its manifest without reading the rows (:func:`dataprep.manifest_merge.merge_manifest`);
+:func:`rows_of` reads one result's rows back where a caller needs them in memory.
 """
 
 from __future__ import annotations
