@@ -417,6 +417,29 @@ def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path,
     assert len(shards) > len(before)
 
 
+def test_frames_overwrite_streams_the_same_manifest_as_local(ray_cluster, tmp_path, both_engines):
+    """Frames redone with other settings over a workspace with augmented copies: the media are
+    hidden from the manifest, then committed from staged parts; their copies are dropped."""
+    from dataprep.frames import extract_frames
+    from dataprep.workspace import open_workspace
+
+    spaces = {}
+    for kind in ("local", "ray"):
+        shutil.copytree(both_engines[kind].root, tmp_path / kind)
+        spaces[kind] = open_workspace(tmp_path / kind)
+    engine = _spec(ray_cluster)
+    extract_frames(spaces["local"], sampling="every", every=2, size="24", overwrite=True, jobs=1)
+    report = extract_frames(
+        spaces["ray"], sampling="every", every=2, size="24", overwrite=True, engine=engine
+    )
+    assert report.extracted == 8 and report.frames_total == 8 * 6
+    key = ["media_id", "frame_index", "copy_index"]
+    local, remote = (_sorted_manifest(spaces[k], "frames", key) for k in ("local", "ray"))
+    assert local.equals(remote) and not local["augmented"].any()
+    assert _tree_bytes(spaces["local"].frames_dir) == _tree_bytes(spaces["ray"].frames_dir)
+    assert not (spaces["ray"].state_dir / "frames" / ".parts").exists()
+
+
 def _num_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -498,5 +521,8 @@ def test_stats_killed_driver_leaves_previous_file_and_rerun_is_identical(
     assert stats_path(ws).read_bytes() == old_bytes
     assert load_stats(ws)["count_frames"] == previous["count_frames"]
     compute_stats(ws, engine=_spec(ray_cluster))
-    assert stats_path(ws).read_bytes() == stats_path(both_engines["local"]).read_bytes()
+    shutil.copytree(both_engines["local"].root, tmp_path / "local")
+    local = open_workspace(tmp_path / "local")
+    compute_stats(local, jobs=1)  # the same frames (augmented copies included) on this machine
+    assert stats_path(ws).read_bytes() == stats_path(local).read_bytes()
     assert stats_path(ws).read_bytes() != old_bytes
