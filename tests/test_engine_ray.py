@@ -17,33 +17,21 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from ray_helpers import (
+    is_alive,
+    kill_driver_when,
+    mtimes,
+    node_pids,
+    num_rows,
+    sorted_manifest,
+    tree_bytes,
+)
 
 from dataprep.engine import EngineError, EngineSpec, StagedRows, open_engine, rows_of
 from dataprep.testing.engine import chunk_digests
 from dataprep.testing.media import write_image, write_video
 
 pytestmark = pytest.mark.slow
-
-
-def _pids(cluster) -> list[int]:
-    pids = []
-    for node in cluster.list_all_nodes():
-        for infos in node.all_processes.values():
-            pids.extend(info.process.pid for info in infos)
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +47,14 @@ def ray_cluster():
         cluster.add_node(num_cpus=1)
         yield cluster
     finally:
-        pids = _pids(cluster)
+        pids = node_pids(cluster)
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(is_alive(p) for p in pids):
             time.sleep(0.2)
-        left = [p for p in pids if _alive(p)]
+        left = [p for p in pids if is_alive(p)]
         assert not left, f"Ray processes left running: {left}"
 
 
@@ -134,7 +122,9 @@ def test_lost_worker_is_retried(ray_cluster, media_files, tmp_path):
         victim = None
         while victim is None and time.monotonic() < deadline:
             starts = sorted(started.iterdir(), key=lambda f: int(f.name.split("-")[1]))
-            alive = [int(f.name.split("-")[0]) for f in starts if _alive(int(f.name.split("-")[0]))]
+            alive = [
+                int(f.name.split("-")[0]) for f in starts if is_alive(int(f.name.split("-")[0]))
+            ]
             victim = alive[-1] if alive else None  # the latest start: still running its task
             time.sleep(0.05)
         assert victim, "no task started"
@@ -200,22 +190,6 @@ def test_node_without_dataprep_is_named_and_ship_package_fixes_it(ray_cluster, t
 STAGE_SPEC = dict(per_class=2, size=48, frames=12, seed=5)
 
 
-def _tree_bytes(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones excluded) by relative path."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
-
-
-def _sorted_manifest(ws, name: str, key: list[str], drop=()):
-    from dataprep import manifests
-
-    frame = manifests.load(ws, name).drop(columns=list(drop))
-    return frame.sort_values(key).reset_index(drop=True)
-
-
 def _run_pipeline(ws, raw: Path, spec) -> None:
     from dataprep.augment import augment_frames
     from dataprep.export.dataset import export_dataset
@@ -264,18 +238,18 @@ def both_engines(ray_cluster, tmp_path_factory):
 def test_ingest_manifests_equal_row_for_row(both_engines):
     local, remote = both_engines["local"], both_engines["ray"]
     for name, key, drop in (("media", ["media_id"], ["ingested_at"]), ("files", ["path"], [])):
-        a = _sorted_manifest(local, name, key, drop)
-        b = _sorted_manifest(remote, name, key, drop)
+        a = sorted_manifest(local, name, key, drop)
+        b = sorted_manifest(remote, name, key, drop)
         assert len(a) == 8
         assert a.equals(b), name
 
 
 def test_frame_files_byte_identical_and_manifest_equal(both_engines):
     local, remote = both_engines["local"], both_engines["ray"]
-    a, b = _tree_bytes(local.frames_dir), _tree_bytes(remote.frames_dir)
+    a, b = tree_bytes(local.frames_dir), tree_bytes(remote.frames_dir)
     assert len(a) > 8 * 12 and a == b  # extracted and augmented frames
     key = ["media_id", "copy_index", "frame_index"]
-    assert _sorted_manifest(local, "frames", key).equals(_sorted_manifest(remote, "frames", key))
+    assert sorted_manifest(local, "frames", key).equals(sorted_manifest(remote, "frames", key))
     assert not list(remote.frames_dir.glob(".tmp-*")) and not list(
         remote.frames_dir.rglob(".staging")
     )
@@ -290,66 +264,9 @@ def test_stats_json_identical(both_engines):
 
 def test_tfrecord_shards_byte_identical(both_engines):
     local, remote = both_engines["local"], both_engines["ray"]
-    a = {k: v for k, v in _tree_bytes(local.exports_dir).items() if ".tfrecord" in k}
-    b = {k: v for k, v in _tree_bytes(remote.exports_dir).items() if ".tfrecord" in k}
+    a = {k: v for k, v in tree_bytes(local.exports_dir).items() if ".tfrecord" in k}
+    b = {k: v for k, v in tree_bytes(remote.exports_dir).items() if ".tfrecord" in k}
     assert len(a) >= 3 and a == b
-
-
-_DRIVER = """
-import sys, time
-from pathlib import Path
-from dataprep.engine import EngineSpec
-from dataprep.workspace import open_workspace
-ws = open_workspace(Path(sys.argv[2]))
-spec = EngineSpec(kind="ray", address=sys.argv[1], max_in_flight=2)
-stage = sys.argv[3]
-def slow(*args):  # a slow driver: the run is still going when the test kills it
-    time.sleep(0.25)
-if stage == "frames":
-    from dataprep.frames import extract_frames
-    extract_frames(ws, sampling="all", size="32", engine=spec)
-elif stage == "export":
-    from dataprep.export.dataset import export_dataset
-    export_dataset(ws, format="tfrecord", unit="frame", shard_size="8KB", engine=spec)
-elif stage == "ingest":
-    from dataprep.ingest import ingest
-    ingest(ws, [Path(sys.argv[4])], label_from_dir=True, engine=spec, progress=slow)
-elif stage == "augment":
-    from dataprep.augment import augment_frames
-    augment_frames(ws, pipeline="light", copies=2, seed=3, engine=spec, progress=slow)
-elif stage == "stats":
-    from dataprep import stats
-    stats.CHUNK_FILES = 8  # several tasks, so that the run is killed between two of them
-    def started(done, total):
-        if done:
-            (ws.root / "stats-started").touch()
-        slow()
-    stats.compute_stats(ws, engine=spec, progress=started)
-"""
-
-
-def _kill_driver_when(cluster, ws, stage: str, ready, tmp_path, *args: str) -> None:
-    """Starts a driver process for ``stage`` and SIGKILLs it once ``ready()`` is true (with
-    a checkpoint after every item, so that a kill finds some of them committed)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, cluster.address, str(ws.root), stage, *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "DATAPREP_CHECKPOINT_SECONDS": "0"},
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not ready() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        proc.kill()
-    finally:
-        proc.wait()
-
-
-def _mtimes(paths) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in paths}
 
 
 def test_frames_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path):
@@ -362,22 +279,22 @@ def test_frames_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
     ws = init_workspace(tmp_path / "ws", classes=list(GESTURE_CLASSES))
     ingest(ws, [tmp_path / "raw"], label_from_dir=True, jobs=1)
     records = ws.state_dir / "frames"
-    _kill_driver_when(
+    kill_driver_when(
         ray_cluster, ws, "frames", lambda: len(list(records.glob("*.json"))) >= 2, tmp_path
     )
-    before = _mtimes(records.glob("*.json"))
+    before = mtimes(records.glob("*.json"))
     assert 2 <= len(before) < 12
     report = extract_frames(ws, sampling="all", size="32", engine=_spec(ray_cluster))
     assert report.unchanged == len(before) and report.extracted == 12 - len(before)
-    assert {k: v for k, v in _mtimes(records.glob("*.json")).items() if k in before} == before
+    assert {k: v for k, v in mtimes(records.glob("*.json")).items() if k in before} == before
     local = init_workspace(tmp_path / "local", classes=list(GESTURE_CLASSES))
     ingest(local, [tmp_path / "raw"], label_from_dir=True, jobs=1)
     extract_frames(local, sampling="all", size="32", jobs=1)
-    assert _tree_bytes(ws.frames_dir) == _tree_bytes(local.frames_dir)
+    assert tree_bytes(ws.frames_dir) == tree_bytes(local.frames_dir)
     assert not list(ws.frames_dir.glob(".tmp-*"))
     # the manifest, committed by streaming merges of staged rows, equals the local one
     key = ["media_id", "frame_index", "copy_index"]
-    assert _sorted_manifest(ws, "frames", key).equals(_sorted_manifest(local, "frames", key))
+    assert sorted_manifest(ws, "frames", key).equals(sorted_manifest(local, "frames", key))
     assert not (records / ".parts").exists()
 
 
@@ -399,21 +316,21 @@ def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path,
         except (OSError, ValueError, KeyError):
             return False
 
-    _kill_driver_when(ray_cluster, ws, "export", some_done, tmp_path)
+    kill_driver_when(ray_cluster, ws, "export", some_done, tmp_path)
     done = json.loads(progress.read_text())["done"]
-    before = _mtimes(out / name for name in done)
+    before = mtimes(out / name for name in done)
     report = export_dataset(
         ws, format="tfrecord", unit="frame", shard_size="8KB", engine=_spec(ray_cluster)
     )
     assert report.resumed_shards >= len(before)
-    assert _mtimes(out / name for name in done) == before
+    assert mtimes(out / name for name in done) == before
     local = export_dataset(
         both_engines["local"], format="tfrecord", unit="frame", shard_size="8KB", name="small"
     )
     assert local.shards == report.shards
-    shards = {k: v for k, v in _tree_bytes(out).items() if ".tfrecord" in k}
+    shards = {k: v for k, v in tree_bytes(out).items() if ".tfrecord" in k}
     small = both_engines["local"].exports_dir / "small"
-    assert shards == {k: v for k, v in _tree_bytes(small).items() if ".tfrecord" in k}
+    assert shards == {k: v for k, v in tree_bytes(small).items() if ".tfrecord" in k}
     assert len(shards) > len(before)
 
 
@@ -434,19 +351,10 @@ def test_frames_overwrite_streams_the_same_manifest_as_local(ray_cluster, tmp_pa
     )
     assert report.extracted == 8 and report.frames_total == 8 * 6
     key = ["media_id", "frame_index", "copy_index"]
-    local, remote = (_sorted_manifest(spaces[k], "frames", key) for k in ("local", "ray"))
+    local, remote = (sorted_manifest(spaces[k], "frames", key) for k in ("local", "ray"))
     assert local.equals(remote) and not local["augmented"].any()
-    assert _tree_bytes(spaces["local"].frames_dir) == _tree_bytes(spaces["ray"].frames_dir)
+    assert tree_bytes(spaces["local"].frames_dir) == tree_bytes(spaces["ray"].frames_dir)
     assert not (spaces["ray"].state_dir / "frames" / ".parts").exists()
-
-
-def _num_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path).metadata.num_rows  # replaced atomically: always whole
-    except (OSError, ValueError):
-        return 0
 
 
 def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path):
@@ -460,7 +368,7 @@ def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
     write_gesture_set(raw, GestureSpec(**{**STAGE_SPEC, "per_class": 3}))
     ws = init_workspace(tmp_path / "ws", classes=list(GESTURE_CLASSES))
     files = ws.manifest_path("files")
-    _kill_driver_when(ray_cluster, ws, "ingest", lambda: _num_rows(files) >= 2, tmp_path, str(raw))
+    kill_driver_when(ray_cluster, ws, "ingest", lambda: num_rows(files) >= 2, tmp_path, str(raw))
     before = pq.read_table(files).column("path").to_pylist()
     assert 2 <= len(before) < 12
     report = ingest(ws, [raw], label_from_dir=True, engine=_spec(ray_cluster))
@@ -473,8 +381,8 @@ def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
     local = init_workspace(tmp_path / "local", classes=list(GESTURE_CLASSES))
     ingest(local, [raw], label_from_dir=True, jobs=1)
     for name, key, drop in (("media", ["media_id"], ["ingested_at"]), ("files", ["path"], [])):
-        a = _sorted_manifest(local, name, key, drop)
-        assert len(a) == 12 and a.equals(_sorted_manifest(ws, name, key, drop)), name
+        a = sorted_manifest(local, name, key, drop)
+        assert len(a) == 12 and a.equals(sorted_manifest(ws, name, key, drop)), name
 
 
 def test_augment_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path, both_engines):
@@ -485,24 +393,24 @@ def test_augment_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_p
     shutil.copytree(both_engines["ray"].root, tmp_path / "ws")
     ws = open_workspace(tmp_path / "ws")
     path = ws.manifest_path("frames")
-    start = _num_rows(path)
-    _kill_driver_when(ray_cluster, ws, "augment", lambda: _num_rows(path) >= start + 2, tmp_path)
+    start = num_rows(path)
+    kill_driver_when(ray_cluster, ws, "augment", lambda: num_rows(path) >= start + 2, tmp_path)
     frame = manifests.load(ws, "frames")
     second = frame[frame["copy_index"] == 2]
     extracted = int((~frame["augmented"]).sum())
     assert 2 <= len(second) < extracted, "killed before the second copies were all written"
-    before = _mtimes(ws.root / p for p in second["path"])
+    before = mtimes(ws.root / p for p in second["path"])
     report = augment_frames(ws, pipeline="light", copies=2, seed=3, engine=_spec(ray_cluster))
     assert report.kept == int(frame["augmented"].sum())  # copy 1 and the copies 2 committed
     assert report.written == extracted - len(second)
-    assert _mtimes(ws.root / p for p in second["path"]) == before
+    assert mtimes(ws.root / p for p in second["path"]) == before
     assert not (ws.state_dir / "augment-parts").exists()
     shutil.copytree(both_engines["local"].root, tmp_path / "local")
     local = open_workspace(tmp_path / "local")
     augment_frames(local, pipeline="light", copies=2, seed=3, jobs=1)
     key = ["media_id", "frame_index", "copy_index"]
-    assert _sorted_manifest(local, "frames", key).equals(_sorted_manifest(ws, "frames", key))
-    assert _tree_bytes(local.frames_dir) == _tree_bytes(ws.frames_dir)
+    assert sorted_manifest(local, "frames", key).equals(sorted_manifest(ws, "frames", key))
+    assert tree_bytes(local.frames_dir) == tree_bytes(ws.frames_dir)
 
 
 def test_stats_killed_driver_leaves_previous_file_and_rerun_is_identical(
@@ -515,7 +423,7 @@ def test_stats_killed_driver_leaves_previous_file_and_rerun_is_identical(
     ws = open_workspace(tmp_path / "ws")
     previous = compute_stats(ws, split="all", jobs=1)  # another split: another file
     old_bytes = stats_path(ws).read_bytes()
-    _kill_driver_when(
+    kill_driver_when(
         ray_cluster, ws, "stats", lambda: (ws.root / "stats-started").exists(), tmp_path
     )
     assert stats_path(ws).read_bytes() == old_bytes
