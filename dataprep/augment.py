@@ -302,6 +302,8 @@ def augment_frames(
     )
     state = {
         "pipeline": serialized,
+        # what made the copies: without a flip_map a HorizontalFlip is left out (dataprep.flips)
+        "applied": serialized if safe["flip"] > 0 else safe["pipeline"],
         "spec": str(spec),
         "seed": options.seed,
         "copies": options.copies,
@@ -424,7 +426,8 @@ def _save_state(workspace: Workspace, state: dict) -> None:
 
 def materialized_pipeline(workspace: Workspace) -> dict | None:
     """The albumentations dict of the pipeline that made the augmented copies now in the frames
-    manifest (what ``dataprep augment`` last wrote), or None when there are none."""
+    manifest (what ``dataprep augment`` last wrote, as applied: a HorizontalFlip that was left
+    out for want of a ``flip_map`` is not in it), or None when there are none."""
     path = workspace.state_dir / STATE_NAME
     frame = manifests.load(workspace, "frames", missing_ok=True)
     if not path.exists() or not len(frame) or not frame["augmented"].astype(bool).any():
@@ -434,7 +437,12 @@ def materialized_pipeline(workspace: Workspace) -> dict | None:
     except (OSError, ValueError):
         return None
     used = set(frame.loc[frame["augmented"].astype(bool), "fingerprint"])
-    return state["pipeline"] if state.get("fingerprint") in used else None
+    if state.get("fingerprint") not in used:
+        return None
+    applied = state.get("applied", state["pipeline"])
+    if applied is None:  # the pipeline was a HorizontalFlip alone, left out
+        return {"pipeline": None, "note": "HorizontalFlip left out (no [augment] flip_map)"}
+    return applied
 
 
 def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
