@@ -153,6 +153,7 @@ class TrainConfig(_Section):
     embedding_dim: int = Field(64, ge=2, le=4096)
     per_class: int = Field(4, ge=2)  # examples of each class in a training batch
     class_augment: Literal["none", "rotate", "dihedral"] = "none"  # variants as new classes
+    embedding_from: Literal["projection", "features"] = "projection"  # what the model answers
     # transfer learning
     backbone: Literal["none", "MobileNetV3Small", "EfficientNetB0"] = "none"
     weights: str = "imagenet"  # backbone weights: imagenet, none or a weights file

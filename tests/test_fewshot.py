@@ -151,6 +151,17 @@ def test_embedding_and_transfer_options_are_checked_before_training():
         info,
     )
     assert (turned.loss, turned.class_augment) == ("prototypical", "dihedral")
+    features = resolve_options(
+        TrainOptions(export="m", model="siamese", embedding_from="features"), Workspace(), info
+    )
+    assert (ok.embedding_from, features.embedding_from) == ("projection", "features")
+    for options, message in [
+        (TrainOptions(export="m", model="cnn-bn", embedding_from="features"), "--embedding-from "
+         "applies to the embedding models"),
+        (TrainOptions(export="m", model="siamese", embedding_from="pca"), "--embedding-from 'pca'"),
+    ]:  # fmt: skip
+        with pytest.raises(UsageError, match=message):
+            resolve_options(options, Workspace(), info)
     wide = {**info, "image": {"height": 32, "width": 48, "channels": 3}}
     with pytest.raises(UsageError, match="needs square frames; the frames are 48x32"):
         resolve_options(
@@ -206,7 +217,7 @@ def test_metric_losses_match_a_brute_force_over_triplets_and_pairs():
 
 @pytest.mark.slow
 def test_prototypical_loss_matches_a_softmax_over_class_means():
-    from dataprep.train.losses import metric_loss, prototypical_loss
+    from dataprep.train.losses import PROTO_SCALE, metric_loss, prototypical_loss
 
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(9, 6)).astype("float32")
@@ -215,13 +226,13 @@ def test_prototypical_loss_matches_a_softmax_over_class_means():
     classes = sorted(set(labels))
     protos = np.stack([emb[labels == c].mean(axis=0) for c in classes])
     protos /= np.linalg.norm(protos, axis=1, keepdims=True)
-    logits = 10.0 * emb @ protos.T
+    logits = PROTO_SCALE * emb @ protos.T
     own = [row[classes.index(c)] for row, c in zip(logits, labels, strict=True)]
     expected = np.mean(np.log(np.exp(logits).sum(axis=1)) - own)
     assert float(prototypical_loss(labels, emb)) == pytest.approx(expected, rel=1e-4)
     assert float(metric_loss("prototypical")(labels, emb)) == pytest.approx(expected, rel=1e-4)
     apart = np.eye(6, dtype="float32")[[0, 0, 1, 1, 2, 2]]  # each class on its own axis
-    assert float(prototypical_loss(np.array([0, 0, 1, 1, 2, 2]), apart)) < 0.001
+    assert float(prototypical_loss(np.array([0, 0, 1, 1, 2, 2]), apart, scale=10.0)) < 0.001
 
 
 @pytest.mark.slow
@@ -241,6 +252,30 @@ def test_class_variants_are_the_eight_symmetries_with_labels_of_their_own():
     assert labels == {8, 9, 10, 11}  # 2 * 4 + variant, every variant drawn
     for images, label in pairs:  # each image turned by its label's variant
         np.testing.assert_array_equal(images[..., 0], np.rot90(image[..., 0], label - 8))
+
+
+@pytest.mark.slow
+def test_features_readout_is_the_unit_features_without_the_projection(tmp_path):
+    import keras
+
+    from dataprep.train.embedding import features_model, features_readout
+    from dataprep.train.models import build_model, custom_objects, find_trunk
+
+    model = build_model("siamese", input_shape=(16, 16, 3), num_classes=0, embedding_dim=8)
+    images = np.random.default_rng(2).normal(size=(5, 16, 16, 3)).astype("float32")
+    features = np.asarray(features_model(model)(images, training=False))
+    assert features.shape == (5, 2 * 2 * 64)  # the trunk's flattened map, not the 8 projected
+    readout = features_readout(model)
+    vectors = readout.predict(images, verbose=0)
+    expected = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, rtol=1e-4, atol=1e-5)
+    assert "embedding_fc" not in [layer.name for layer in readout.layers]
+    readout.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(
+        tmp_path / "model.keras", custom_objects=custom_objects(), compile=False
+    )
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), vectors, rtol=1e-5, atol=1e-6)
+    assert find_trunk(loaded) is not None  # --init-from still finds the trunk
 
 
 def _internet() -> bool:
@@ -517,6 +552,7 @@ def test_siamese_prototypical_with_class_variants_trains_and_repeats_from_config
         model="siamese",
         loss="prototypical",
         class_augment="dihedral",
+        embedding_from="features",
         embedding_dim=16,
         per_class=4,
         epochs=2,
@@ -530,16 +566,19 @@ def test_siamese_prototypical_with_class_variants_trains_and_repeats_from_config
     )
     assert "--loss prototypical" in config["command"]
     assert "--class-augment dihedral" in config["command"]
+    assert "--embedding-from features" in config["command"]
     losses = [row["loss"] for row in run.history]
     assert len(losses) == 2 and all(np.isfinite(losses)) and losses[0] > 0
     assert all(0.0 <= row["val_fewshot_accuracy"] <= 1.0 for row in run.history)
     assert run.metrics["episode"].endswith("-way 1-shot")
     repeat = options_from_config(run.run_dir / "config.json")
     assert (repeat.loss, repeat.class_augment) == ("prototypical", "dihedral")
+    assert repeat.embedding_from == "features"
     model = load_run_model(run.run_dir)
     images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(np.linalg.norm(model.predict(images, verbose=0), axis=1), 1.0,
-                               rtol=1e-4)  # fmt: skip
+    vectors = model.predict(images, verbose=0)
+    assert vectors.shape == (3, 4 * 4 * 64)  # the features, not the 16-dim projection
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
 
 
 @pytest.mark.slow
@@ -599,6 +638,7 @@ import sys
 import numpy as np
 import keras
 from dataprep.data import iter_numpy
+from dataprep.train.embedding import features_model, features_readout
 from dataprep.train.models import build_model, compile_model
 for export, name in ((sys.argv[1], "siamese"), (sys.argv[2], "siamese-lstm")):
     images, labels = next(iter(iter_numpy(export, "train", batch_size=16, shuffle=False)))
@@ -608,6 +648,9 @@ for export, name in ((sys.argv[1], "siamese"), (sys.argv[2], "siamese-lstm")):
         history = model.fit(images, labels, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
     vectors = model.predict(images, verbose=0)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+    vectors = features_readout(model).predict(images, verbose=0)  # --embedding-from features
+    assert vectors.shape[1] == features_model(model).output.shape[-1]
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
     print(name, "ok")
 print("tensorflow imported:", "tensorflow" in sys.modules)

@@ -62,6 +62,9 @@ PerClassOpt = _opt(int, "--per-class", "Examples of each class in a batch.")
 ClassAugmentOpt = _opt(
     str, "--class-augment", "none, rotate or dihedral: turned classes train as new classes."
 )
+EmbeddingFromOpt = _opt(
+    str, "--embedding-from", "projection or features (the trunk's, before the projection)."
+)
 ExcludeOpt = _opt(str, "--exclude-classes", "Classes held out of training: a,b,c.")
 InitFromOpt = _opt(str, "--init-from", "Start the trunk from this run.")
 FreezeOpt = Annotated[
@@ -102,6 +105,7 @@ def train_baseline(
     embedding_dim: EmbeddingDimOpt = None,
     per_class: PerClassOpt = None,
     class_augment: ClassAugmentOpt = None,
+    embedding_from: EmbeddingFromOpt = None,
     exclude_classes: ExcludeOpt = None,
     init_from: InitFromOpt = None,
     freeze_trunk: FreezeOpt = False,

@@ -7,6 +7,9 @@
 - :class:`FewShotValidation`: after each epoch, few-shot accuracy on episodes of the val split
   (training classes only: held-out classes never choose the epoch); early stopping and the
   checkpoint follow it.
+- :func:`final_model`: with ``--embedding-from features`` the saved model answers with the
+  trunk's features (the projection's input) of unit length (:func:`features_readout`); the
+  projection then only serves the metric loss (and the epoch is chosen on the features).
 - :func:`fewshot_metrics`: accuracy over episodes of a split with its 95% interval, the same
   episodes scored on raw pixels (``baseline_accuracy``), and with ``open_set`` the rates at the
   run's calibrated threshold (:func:`calibrate`, written to ``calibration.json``).
@@ -36,6 +39,9 @@ VAL_QUERIES = 5
 MARGIN_WEIGHT = 1e-3
 # --class-augment: how many variants of each training class are classes of their own
 CLASS_VARIANTS = {"none": 1, "rotate": 4, "dihedral": 8}
+# --embedding-from: what the saved model answers with; the layer whose input is the features
+EMBEDDING_FROM = ("projection", "features")
+PROJECTION_LAYER = "embedding_fc"
 
 
 def class_variant(image, variant):
@@ -116,7 +122,7 @@ def balanced_batches(export_dir: Path, settings: TrainSettings, *, keep: list[in
 
 
 def _val_setup(export_dir, settings, keep, class_names):
-    """Labels, media and the fixed episodes of the val split (training classes only)."""
+    """The fixed episodes of the val split (training classes only)."""
     labels, _ = run_over_split(None, export_dir, "val", settings, batch_size=64, pixels=True)
     media = [row["media_id"] for row in split_meta(export_dir, "val")]
     eligible = [c for c in fewshot.eligible_classes(labels, media, 1) if c in keep]
@@ -151,6 +157,36 @@ def _fewshot_margin(vectors, episodes) -> float:
     return float(np.mean(np.concatenate(gaps)))
 
 
+def features_model(model):
+    """``model`` up to its features: the input of the projection (:data:`PROJECTION_LAYER`),
+    the trunk's flattened map for ``siamese`` and the LSTM's output for ``siamese-lstm``."""
+    import keras
+
+    features = model.get_layer(PROJECTION_LAYER).input
+    return keras.Model(model.inputs, features, name=f"{model.name}_features")
+
+
+def features_readout(model):
+    """The embedding model of ``--embedding-from features``: ``model``'s features (the
+    projection's input) scaled to unit length; the projection, which only the metric loss reads,
+    is left out (as SimCLR keeps the representation before its projection head: the loss makes
+    the projection forget what does not tell the *training* classes apart, the features keep
+    more of what tells other classes apart)."""
+    import keras
+
+    from dataprep.train.models import custom_objects
+
+    features = model.get_layer(PROJECTION_LAYER).input
+    outputs = custom_objects()["L2Normalize"](dtype="float32", name="embedding")(features)
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def final_model(model, settings: TrainSettings):
+    """The embedding model a run saves: ``model`` itself (``--embedding-from projection``) or
+    its features of unit length (:func:`features_readout`, ``--embedding-from features``)."""
+    return features_readout(model) if settings.embedding_from == "features" else model
+
+
 class FewShotValidation:
     """Keras callback factory: ``val_fewshot_accuracy`` (5-way 1-shot or fewer ways, fixed
     seeded episodes of the val split), ``val_fewshot_margin`` and ``val_fewshot_score`` (see
@@ -159,13 +195,16 @@ class FewShotValidation:
     def __new__(cls, export_dir: Path, settings: TrainSettings, keep: list[int], batch: int):
         import keras
 
+        features = settings.embedding_from == "features"
+
         class _FewShot(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 self.episodes = _val_setup(export_dir, settings, keep, None)
+                self.embedder = features_readout(self.model) if features else self.model
 
             def on_epoch_end(self, epoch, logs=None):
                 _, vectors = run_over_split(
-                    self.model, export_dir, "val", settings, batch_size=batch
+                    self.embedder, export_dir, "val", settings, batch_size=batch
                 )
                 accuracy = np.mean(fewshot.score(vectors, self.episodes, normalize=True))
                 margin = _fewshot_margin(vectors, self.episodes)

@@ -319,6 +319,8 @@ def _finish(run: _Run, model, config: dict[str, Any], history) -> TrainResult:
     """Saves the model and history, evaluates on test and writes ``metrics.json``."""
     run_dir, settings = run.run_dir, run.settings
     best_epoch = _best_epoch(run, history)
+    if settings.embedding:  # --embedding-from features: the trunk's features
+        model = embedding.final_model(model, settings)
     model.save(run_dir / rundir.RUN_FILES["model"])
     title = f"{settings.model} on {run.info.get('name')} ({run_dir.name})"
     rundir.write_history(run_dir, history, title)

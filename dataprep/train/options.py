@@ -34,6 +34,7 @@ CONFIG_KEYS = (
     "embedding_dim",
     "per_class",
     "class_augment",
+    "embedding_from",
     "backbone",
     "weights",
     "fine_tune_epochs",
@@ -45,6 +46,7 @@ EMBEDDING_KEYS = (
     "embedding_dim",
     "per_class",
     "class_augment",
+    "embedding_from",
     "exclude_classes",
 )
 # cnn-lstm's recipe where neither the command nor [train] sets a value (benchmarks/bench_motion.py)
@@ -76,6 +78,7 @@ class TrainOptions:
     embedding_dim: int | None = None
     per_class: int | None = None
     class_augment: str | None = None  # none, rotate, dihedral: variants as classes of their own
+    embedding_from: str | None = None  # projection, features: what the saved model answers with
     exclude_classes: str | None = None  # "a,b,c": held out of training
     # transfer learning
     init_from: str | None = None
@@ -116,6 +119,7 @@ class TrainSettings:
     embedding_dim: int = 64
     per_class: int = 4
     class_augment: str = "none"
+    embedding_from: str = "projection"
     exclude_classes: tuple[str, ...] = ()
     init_from: str | None = None
     freeze_trunk: bool = False
@@ -250,6 +254,7 @@ def resolve_options(options: TrainOptions, workspace, info: dict[str, Any]) -> T
         embedding_dim=values.embedding_dim,
         per_class=values.per_class,
         class_augment=_check_class_augment(values.class_augment, height, width),
+        embedding_from=values.embedding_from,
         exclude_classes=_excluded(options.exclude_classes, info),
         init_from=options.init_from,
         freeze_trunk=bool(options.freeze_trunk),
@@ -340,6 +345,7 @@ def command_line(options: TrainOptions, settings: TrainSettings) -> str:
         parts += ["--margin", repr(settings.margin), "--embedding-dim", str(settings.embedding_dim)]
         parts += ["--per-class", str(settings.per_class)]
         parts += ["--class-augment", settings.class_augment]
+        parts += ["--embedding-from", settings.embedding_from]
         if settings.exclude_classes:
             parts += ["--exclude-classes", ",".join(settings.exclude_classes)]
     if settings.init_from:
