@@ -2,18 +2,22 @@
 
 1. **Digits, unseen classes**: scikit-learn's digits (32x32 PNG) through ingest, frames, split
    (50/10/40), stats and a frame export; ``siamese`` trained with ``--exclude-classes 5,6,7,8,9``
-   (:data:`DIGITS_RECIPE`: ``--loss prototypical --class-augment dihedral``, 60 epochs);
-   5-way 1-shot and 5-shot episodes of the test split on the five unseen digits, next to the same
-   episodes scored by nearest prototype on raw pixels (``baseline_accuracy``, the floor).
+   (:data:`DIGITS_RECIPE`: ``--loss prototypical --class-augment dihedral --embedding-from
+   features``, 60 epochs); 5-way 1-shot and 5-shot episodes of the test split on the five unseen
+   digits, next to the same episodes scored by nearest prototype on raw pixels
+   (``baseline_accuracy``, the floor). The same episodes are also drawn from the *train* split's
+   unseen digits (``selection``): never trained on (they are excluded), five times the val
+   split's images, and what the recipe was chosen on, so that test is only reported.
 2. **Motion clips, unseen motions**: the gesture generator's eight motions (four axis directions,
    four diagonals) as clips of 8 frames; ``siamese-lstm`` trained on the axis directions only;
    4-way 5-shot episodes on the diagonals (test split), and the open set: with only the axis
    directions enrolled, the diagonals' queries should be answered "unknown". The diagonals are
    also enrolled with ``enroll`` from 5 videos each (train split) and their held-out test videos
    predicted through the gallery.
-3. **Transfer**: digits 5-9 with about 10 labelled images per class: ``cnn-bn`` from scratch vs
-   ``--init-from`` a ``cnn-bn`` run on digits 0-4 (``--freeze-trunk --fine-tune-epochs``); test
-   accuracy per seed.
+3. **Transfer**: digits 5-9 with 10 labelled images per class (and 10 val images per class that
+   choose the epoch): ``cnn-bn`` from scratch vs ``--init-from`` a ``cnn-bn`` run on digits 0-4,
+   and vs ``--init-from`` a ``siamese`` run on digits 0-4 (the digits recipe), both
+   ``--freeze-trunk --fine-tune-epochs``; the same epochs in all three; test accuracy per seed.
 
 Every figure is reported per seed with the mean and spread; ``python3 benchmarks/bench_fewshot.py
 --out benchmarks/results/fewshot.json`` writes them (``--quick``: a smoke run, figures
@@ -37,9 +41,10 @@ BENCH = "fewshot"
 DIGITS_UNSEEN = ("5", "6", "7", "8", "9")
 # The digits recipe (docs/training.md, "Measured"): a prototypical loss over in-batch class
 # prototypes, each training digit also seen in its 8 symmetries as 8 classes of its own (40
-# training classes instead of 5), batches of 10 such classes x 4 examples. 60 epochs (660 steps)
-# were chosen on the val split's unseen digits (episodes of val, never test): 30 and 120 scored
-# lower there.
+# training classes instead of 5), batches of 10 such classes x 4 examples, and the trunk's
+# features before the projection as the embedding. Chosen on episodes of the unseen digits'
+# train-split images (never trained on; never test): the features over the projection, the loss
+# scale 5 over 2, 3, 10 and 20, 60 epochs (660 steps) over 120, 32x32 over 16x16.
 DIGITS_RECIPE = {
     "loss": "prototypical",
     "class_augment": "dihedral",
@@ -104,10 +109,10 @@ def _train(ws, **options):
     return result, time.perf_counter() - started
 
 
-def _fewshot(ws, run, **request):
+def _fewshot(ws, run, split="test", **request):
     from dataprep.train.evaluate import FewShotRequest, evaluate_run
 
-    return evaluate_run(ws, run, fewshot=FewShotRequest(**request))
+    return evaluate_run(ws, run, split=split, fewshot=FewShotRequest(**request))
 
 
 def _spread(values: list[float]) -> dict:
@@ -145,19 +150,19 @@ def measure_digits(
         )
         figures = {"seed": seed, "train_seconds": seconds, "best_epoch": run.best_epoch}
         for shots in (1, 5):
-            result = _fewshot(
-                ws, run.run_id, ways=5, shots=shots, episodes=episodes, classes=DIGITS_UNSEEN
-            )
-            figures[f"{shots}-shot"] = _episode_figures(result)
+            for split, suffix in (("test", ""), ("train", "-selection")):
+                result = _fewshot(
+                    ws, run.run_id, split, ways=5, shots=shots, episodes=episodes,
+                    classes=DIGITS_UNSEEN,
+                )  # fmt: skip
+                figures[f"{shots}-shot{suffix}"] = _episode_figures(result)
         per_seed.append(figures)
     summary = {
-        f"{shots}-shot": {
-            "accuracy": _spread([s[f"{shots}-shot"]["accuracy"] for s in per_seed]),
-            "baseline_accuracy": _spread(
-                [s[f"{shots}-shot"]["baseline_accuracy"] for s in per_seed]
-            ),
+        key: {
+            "accuracy": _spread([s[key]["accuracy"] for s in per_seed]),
+            "baseline_accuracy": _spread([s[key]["baseline_accuracy"] for s in per_seed]),
         }
-        for shots in (1, 5)
+        for key in ("1-shot", "5-shot", "1-shot-selection", "5-shot-selection")
     }
     return {"per_seed": per_seed, "summary": summary, "epochs": epochs, "recipe": recipe}
 
@@ -280,50 +285,95 @@ def _sources(source, epochs: int, siamese_epochs: int) -> dict:
     return {"transfer": cnn_bn, "transfer_siamese": siamese}
 
 
+# Transfer schedules, in units of ``epochs``: (frozen trunk, fine-tuning, early-stopping patience
+# in epochs); from scratch trains as many epochs in all. Each arm's val loss says which it prefers.
+TRANSFER_SCHEDULES = {"short": (1, 2, 10), "long": (1, 8, 30)}
+
+
+def _transfer_runs(target, sources: dict, seed: int, epochs: int, schedule: str) -> dict:
+    """One seed of one schedule: from scratch and from each source run; per arm the test
+    accuracy and the val loss of its best epoch."""
+    frozen, tune, patience = TRANSFER_SCHEDULES[schedule]
+    common = {"export": "digits", "model": "cnn-bn", "lr": 3e-3, "batch_size": 16}
+    common.update(patience=patience, seed=seed)
+    runs = {
+        "scratch": _train(
+            target, **common, epochs=(frozen + tune) * epochs, run_name=f"scratch-{schedule}-{seed}"
+        )[0]
+    }
+    for arm, base in sources.items():
+        runs[arm], _ = _train(
+            target,
+            **common,
+            epochs=frozen * epochs,
+            fine_tune_epochs=tune * epochs,
+            init_from=str(base.run_dir),
+            freeze_trunk=True,
+            run_name=f"{arm}-{schedule}-{seed}",
+        )
+    return {
+        arm: {
+            "test_accuracy": run.metrics["test_accuracy"],
+            "val_loss": run.history[run.best_epoch - 1]["val_loss"],
+            "best_epoch": run.best_epoch,
+            "epochs_run": len(run.history),
+        }
+        for arm, run in runs.items()
+    }
+
+
+def _transfer_summary(per_seed: list[dict], arms: list[str]) -> dict:
+    """Per schedule and arm the test accuracy and val loss over seeds, each source's gain over
+    scratch; ``by_val``: each arm in the schedule its mean val loss prefers."""
+    pick = lambda sched, arm, key: [s[sched][arm][key] for s in per_seed]  # noqa: E731
+    summary: dict = {}
+    for sched in TRANSFER_SCHEDULES:
+        summary[sched] = {
+            arm: {"test_accuracy": _spread(pick(sched, arm, "test_accuracy")),
+                  "val_loss": _spread(pick(sched, arm, "val_loss"))}
+            for arm in ["scratch", *arms]
+        }  # fmt: skip
+    chosen = {
+        arm: min(TRANSFER_SCHEDULES, key=lambda sched: summary[sched][arm]["val_loss"]["mean"])
+        for arm in ["scratch", *arms]
+    }
+    by_val = {"schedule": chosen}
+    scratch = pick(chosen["scratch"], "scratch", "test_accuracy")
+    for arm in ["scratch", *arms]:
+        accuracy = pick(chosen[arm], arm, "test_accuracy")
+        by_val[arm] = _spread(accuracy)
+        if arm != "scratch":
+            gains = [100 * (a - b) for a, b in zip(accuracy, scratch, strict=True)]
+            by_val[f"{arm}_gain_points"] = _spread(gains)
+    summary["by_val"] = by_val
+    return summary
+
+
 def measure_transfer(workdir: Path, seeds, epochs: int, siamese_epochs: int, limit=None) -> dict:
-    """Digits 5-9 from 10 labelled images per class: ``cnn-bn`` from scratch (``3 * epochs``)
-    against the same model started from a run on digits 0-4 (``--freeze-trunk``, ``epochs``,
-    then ``--fine-tune-epochs 2 * epochs``): the same epochs, batches, augmentation and test
-    split (the 88.8% of digits 5-9 left after 10 train and 10 val images per class)."""
+    """Digits 5-9 from 10 labelled images per class: ``cnn-bn`` from scratch against the same
+    model started from a run on digits 0-4 (``--freeze-trunk``, then ``--fine-tune-epochs``): the
+    same epochs in all, batches, augmentation, val split (10 images per class, which choose the
+    epoch) and test split (the 88.8% of digits 5-9 left), for each :data:`TRANSFER_SCHEDULES`."""
     source = digits_workspace(workdir / "source", tuple("01234"), [0.8, 0.1, 0.1], limit)
     target = digits_workspace(workdir / "target", DIGITS_UNSEEN, [0.056, 0.056, 0.888], limit)
     info = json.loads((target.exports_dir / "digits" / "dataset_info.json").read_text())
     sources = _sources(source, epochs, siamese_epochs)
-    common = {"export": "digits", "model": "cnn-bn", "lr": 3e-3, "batch_size": 16}
     per_seed = []
     for seed in seeds:
-        scratch, _ = _train(
-            target, **common, epochs=3 * epochs, patience=10, seed=seed, run_name=f"scratch-{seed}"
-        )
-        figures = {"seed": seed, "scratch_test_accuracy": scratch.metrics["test_accuracy"]}
-        for arm, base in sources.items():
-            started, _ = _train(
-                target,
-                **common,
-                epochs=epochs,
-                fine_tune_epochs=2 * epochs,
-                init_from=str(base.run_dir),
-                freeze_trunk=True,
-                patience=10,
-                seed=seed,
-                run_name=f"{arm}-{seed}",
-            )
-            figures[f"{arm}_test_accuracy"] = started.metrics["test_accuracy"]
-        per_seed.append(figures)
-    summary = {"scratch": _spread([s["scratch_test_accuracy"] for s in per_seed])}
-    for arm in sources:
-        summary[arm] = _spread([s[f"{arm}_test_accuracy"] for s in per_seed])
-        gains = [s[f"{arm}_test_accuracy"] - s["scratch_test_accuracy"] for s in per_seed]
-        summary[f"{arm}_gain_points"] = _spread([100 * g for g in gains])
+        runs = {s: _transfer_runs(target, sources, seed, epochs, s) for s in TRANSFER_SCHEDULES}
+        per_seed.append({"seed": seed, **runs})
     return {
         "train_examples_per_class": info["splits"]["train"]["by_class"],
+        "val_examples_per_class": info["splits"]["val"]["by_class"],
         "test_examples": info["splits"]["test"]["examples"],
+        "epochs": epochs,
+        "schedules": TRANSFER_SCHEDULES,
         "source_runs": {
             arm: {"run": base.run_id, "test_accuracy": base.metrics["test_accuracy"]}
             for arm, base in sources.items()
         },
         "per_seed": per_seed,
-        "summary": summary,
+        "summary": _transfer_summary(per_seed, list(sources)),
     }
 
 
@@ -387,7 +437,7 @@ def run(workdir: Path, quick: bool) -> list[dict]:
             limit_value=fig["diagonals_baseline"]["mean"],
         )  # fmt: skip
     )
-    fig = figures["transfer"]["summary"]
+    fig = figures["transfer"]["summary"]["by_val"]
     for arm, source in (("transfer", "cnn-bn"), ("transfer_siamese", "siamese")):
         rows.append(
             row(
