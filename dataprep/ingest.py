@@ -4,7 +4,9 @@ Files are recognized by content; every bad file (unreadable, not media, truncate
 ``[ingest] max_pixels``) gets an error row and, under the default ``--on-error skip``, never
 stops the run; exact duplicates share one row; a rerun re-hashes only files whose size or mtime
 changed. Finding the files is :mod:`dataprep.discovery`; the stage follows
-:func:`dataprep.stage.run_stage`.
+:func:`dataprep.stage.run_stage`. The merge rules are :mod:`dataprep.ingest_state`'s, over the
+manifests in memory (local engine) or in an on-disk index (:mod:`dataprep.ingest_index`, with
+``--engine ray``: the driver's memory does not grow with the number of files).
 """
 
 from __future__ import annotations
