@@ -34,6 +34,9 @@ def _raw(root: Path) -> Path:
     # sorts before a/ as a path ('-' < '/') but is walked after it: order must not matter
     shutil.copyfile(raw / "a" / "img0.png", raw / "a-first.png")
     write_bad_files(raw / "bad")
+    os.mkfifo(raw / "b" / "pipe.mp4")  # not a regular file: skipped
+    os.symlink(raw / "a", raw / "link-to-a")  # a link to a folder: skipped, not followed
+    os.symlink(raw / "a" / "img0.png", raw / "b" / "link.png")  # its own path, same content
     return raw
 
 
@@ -72,8 +75,11 @@ def test_index_writes_what_memory_writes_run_after_run(tmp_path, mode):
         return states[0]
 
     first = both(paths=[raw, raw / "a"], label_from_dir=True)  # a/ found twice
-    assert first[0]["duplicates"] == 2 and first[0]["label_conflicts"]
-    assert len(first[0]["errors"]) == 5 and first[0]["skipped"]
+    assert first[0]["duplicates"] == 3 and first[0]["label_conflicts"]
+    assert len(first[0]["errors"]) == 5
+    skipped = {Path(s["path"]).name: s["reason"] for s in first[0]["skipped"]}
+    assert skipped["pipe.mp4"] == skipped["link-to-a"] == "not a regular file"
+    assert skipped["notes.txt"] == "not a media file"
     write_image(raw / "a" / "img1.png", 7)  # new content: the old row forgets the path
     os.utime(raw / "a" / "clip.mp4", ns=(1, 1))  # touched: the same bytes
     write_image(raw / "c" / "new.png", 3)
