@@ -97,10 +97,9 @@ class MemoryStore:
         Raises:
             DiskError: naming the manifest that could not be written (disk full...).
         """
-        media = [self._media[k] for k in sorted(self._media)]
-        files = [self._files[k] for k in sorted(self._files)]
-        for name, rows in (("media", media), ("files", files)):
-            frame = manifests.from_records(name, rows)
+        media = manifests.from_records("media", [self._media[k] for k in sorted(self._media)])
+        files = manifests.from_records("files", [self._files[k] for k in sorted(self._files)])
+        for name, frame in (("media", media), ("files", files)):
             try:
                 manifests.save(workspace, name, frame)
             except OSError as exc:
