@@ -4,12 +4,13 @@ spelled once (resolved folders), special files and unreadable folders reported, 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dataprep.errors import UsageError
-from dataprep.sniff import kind_from_extension
+from dataprep.sniff import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -54,57 +55,100 @@ def discover(paths: Iterable[Path], *, recursive: bool = True) -> Discovery:
     """
     candidates: dict[str, Candidate] = {}
     found = Discovery([], [], [])
-    for root in paths:
-        root = resolved_root(Path(root))
-        if root.is_dir():
-            iterator = _walk(root, recursive, found.unreadable)
-        elif root.exists() or root.is_symlink():
-            iterator = iter([root])
-        else:
-            raise UsageError(f"{root}: no such file or folder; check the path")
-        for path in iterator:
-            key = str(path)
-            if key not in candidates:
-                candidate = _candidate(path, found.skipped)
-                if candidate is not None:
-                    candidates[key] = candidate
+    for candidate in walk(paths, recursive=recursive, found=found, known=candidates.__contains__):
+        candidates[candidate.path] = candidate
     found.candidates = [candidates[k] for k in sorted(candidates)]
     return found
 
 
-def _candidate(path: Path, skipped: list[tuple[str, str]]) -> Candidate | None:
-    hint = kind_from_extension(path)
+def walk(
+    paths: Iterable[Path], *, recursive: bool, found: Discovery, known: Callable[[str], bool]
+) -> Iterator[Candidate]:
+    """The candidates of :func:`discover` as a stream, in walk order (not sorted), each path
+    once: ``known(path)`` says whether the consumer already holds it (a path met again under
+    another root is not looked at twice). Skipped entries and unreadable folders are appended
+    to ``found``; its ``candidates`` are left alone.
+
+    Raises:
+        UsageError: when a path does not exist (when the walk reaches it).
+    """
+    for root in paths:
+        root = resolved_root(Path(root))
+        if root.is_dir():
+            iterator = _walk(str(root), recursive, found.unreadable)
+        elif root.exists() or root.is_symlink():
+            iterator = iter([str(root)])
+        else:
+            raise UsageError(_missing(root))
+        for path in iterator:
+            if not known(path):
+                candidate = _candidate(path, found.skipped)
+                if candidate is not None:
+                    yield candidate
+
+
+def check_roots(paths: Iterable[Path]) -> None:
+    """Refuses a path that does not exist before any walking (what :func:`discover` raises
+    when it reaches it).
+
+    Raises:
+        UsageError: naming the first path that does not exist.
+    """
+    for root in paths:
+        root = resolved_root(Path(root))
+        if not (root.exists() or root.is_symlink()):
+            raise UsageError(_missing(root))
+
+
+def _missing(root: Path) -> str:
+    return f"{root}: no such file or folder; check the path"
+
+
+def _candidate(path: str, skipped: list[tuple[str, str]]) -> Candidate | None:
+    # plain strings and os calls: a pathlib.Path per file interns each name (a walk of
+    # millions of files would grow the interpreter's table of interned strings)
+    hint = _hint(path)
     try:
-        info = path.stat()
+        info = os.stat(path)
     except FileNotFoundError:
-        return Candidate(str(path), None, None, hint) if path.is_symlink() else None
+        return Candidate(path, None, None, hint) if os.path.islink(path) else None
     except OSError:
-        return Candidate(str(path), None, None, hint)
-    if not path.is_file():
-        skipped.append((str(path), "not a regular file"))
+        return Candidate(path, None, None, hint)
+    if not stat.S_ISREG(info.st_mode):
+        skipped.append((path, "not a regular file"))
         return None
-    return Candidate(str(path), info.st_size, info.st_mtime_ns, hint)
+    return Candidate(path, info.st_size, info.st_mtime_ns, hint)
 
 
-def _walk(root: Path, recursive: bool, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
+def _hint(path: str) -> str | None:
+    """:func:`dataprep.sniff.kind_from_extension` of a path given as a string."""
+    name = os.path.basename(path)
+    suffix = os.path.splitext(name)[1].lower() if not name.endswith(".") else ""
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    return None
+
+
+def _walk(root: str, recursive: bool, unreadable: list[tuple[str, str]]) -> Iterator[str]:
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
-        unreadable.append((str(root), _folder_problem(exc)))
+        unreadable.append((root, _folder_problem(exc)))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        path = Path(entry.path)
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError:
             is_dir = False
         if is_dir:
             if recursive:
-                yield from _walk(path, recursive, unreadable)
+                yield from _walk(entry.path, recursive, unreadable)
         else:
-            yield path
+            yield entry.path
 
 
 def _folder_problem(exc: OSError) -> str:

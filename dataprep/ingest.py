@@ -4,7 +4,9 @@ Files are recognized by content; every bad file (unreadable, not media, truncate
 ``[ingest] max_pixels``) gets an error row and, under the default ``--on-error skip``, never
 stops the run; exact duplicates share one row; a rerun re-hashes only files whose size or mtime
 changed. Finding the files is :mod:`dataprep.discovery`; the stage follows
-:func:`dataprep.stage.run_stage`.
+:func:`dataprep.stage.run_stage`. The merge rules are :mod:`dataprep.ingest_state`'s, over the
+manifests in memory (local engine) or in an on-disk index (:mod:`dataprep.ingest_index`, with
+``--engine ray``: the driver's memory does not grow with the number of files).
 """
 
 from __future__ import annotations
@@ -13,18 +15,24 @@ import contextlib
 import functools
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dataprep import manifests
 from dataprep.config import IngestConfig, effective
-from dataprep.discovery import Candidate, Discovery, discover, resolved_root  # noqa: F401
-from dataprep.errors import DiskError, MediaError, os_error_message
+from dataprep.discovery import (  # noqa: F401 - Candidate and discover: this module's API
+    Candidate,
+    Discovery,
+    check_roots,
+    discover,
+    resolved_root,
+    walk,
+)
+from dataprep.errors import DiskError, MediaError
 from dataprep.hashing import file_sha256
+from dataprep.ingest_state import CandidateList, Candidates, IngestState, MemoryStore
 from dataprep.sniff import HEAD_BYTES, kind_from_content
 from dataprep.stage import StageRun, run_stage
 from dataprep.stages import load_stage
@@ -177,21 +185,26 @@ POOL_MIN_VIDEOS = 64
 POOL_MIN_FILES = 2000
 
 
-def _worth_a_pool(todo: list[Candidate]) -> bool:
-    total = sum(c.size or 0 for c in todo)
-    videos = sum(1 for c in todo if c.hint == "video")
-    return total >= POOL_MIN_BYTES or videos >= POOL_MIN_VIDEOS or len(todo) >= POOL_MIN_FILES
+def _worth_a_pool(files: int, size: int, videos: int) -> bool:
+    return size >= POOL_MIN_BYTES or videos >= POOL_MIN_VIDEOS or files >= POOL_MIN_FILES
 
 
-def _inspect_all(todo: list[Candidate], work: _Work, max_pixels: int) -> Iterator[dict[str, Any]]:
+def _inspect_all(candidates: Candidates, work: _Work, max_pixels: int) -> Iterator[dict[str, Any]]:
+    """The files to inspect, inspected, in path order (a page at a time from the index)."""
     from dataprep.engine import open_engine
 
-    remote = work.engine is not None and work.engine.kind != "local"
-    jobs = work.jobs if remote or _worth_a_pool(todo) else 1
+    remote = _remote(work.engine)
+    files, size, videos = candidates.todo_summary()
+    jobs = work.jobs if remote or _worth_a_pool(files, size, videos) else 1
     inspect = functools.partial(inspect_file, max_pixels=max_pixels)
-    engine = work.engine if todo else None
+    engine = work.engine if files else None
     with open_engine(engine, jobs=jobs, reads=work.roots if remote else ()) as executor:
-        yield from executor.map(inspect, todo, chunksize=1 if len(todo) < 64 else 4)
+        for page in candidates.todo_pages():
+            yield from executor.map(inspect, page, chunksize=1 if files < 64 else 4)
+
+
+def _remote(engine) -> bool:
+    return engine is not None and engine.kind != "local"
 
 
 def ingest_settings(
@@ -214,6 +227,7 @@ def ingest(
     max_pixels: int | None = None,
     progress: ProgressFn | None = None,
     engine=None,
+    index: bool | None = None,
 ) -> IngestReport:
     """Ingests media under ``paths`` into ``workspace`` (see the module docstring).
 
@@ -222,6 +236,11 @@ def ingest(
     checkpoints every few seconds, so a killed run keeps what it finished and a rerun
     completes the rest. ``on_error="skip"`` (default) records a bad file as an error row and
     goes on; ``"fail"`` stops at the first one, keeping the files before it.
+
+    ``index``: keep the manifests and the files found in an on-disk index
+    (:mod:`dataprep.ingest_index`) instead of in memory, so the driver's memory does not grow
+    with the number of files; default: with a remote engine (``--engine ray``). The manifests
+    written are the same either way.
 
     Raises:
         UsageError: for a bad option or a path that does not exist.
@@ -236,37 +255,60 @@ def ingest(
         max_pixels=max_pixels,
     )
     paths = [resolved_root(Path(p)) for p in paths]
+    roots = [str(p) for p in paths]
     started = time.monotonic()
-    found = discover(paths, recursive=settings.recursive)
+    streamed = _remote(engine) if index is None else index
+    if streamed:
+        check_roots(paths)  # the walk itself goes into the index, under the lock
+        found = Discovery([], [], [])
+    else:
+        found = discover(paths, recursive=settings.recursive)
     report = IngestReport(skipped=found.skipped, files=len(found.candidates))
     with run_stage(workspace, "ingest", on_error=on_error) as run:
-        state = _State.load(workspace)
-        try:
-            for folder, reason in found.unreadable:
-                report.errors.append((folder, reason))
-                run.item_failed(folder, reason)
-            jobs = jobs or os.cpu_count() or 1
-            work = _Work(found.candidates, settings, jobs, engine, [str(p) for p in paths])
-            _run(run, state, work, progress, report)
-        except BaseException:
-            if run.changed:  # keep the finished files; the error raised says what happened
-                with contextlib.suppress(DiskError, OSError):
-                    state.save(workspace)
-            raise
-        state.save(workspace)
+        store = _open_store(workspace, streamed)
+        with contextlib.closing(store):
+            state = IngestState(store)
+            try:
+                if streamed:  # the walk, streamed into the index (path order comes from it)
+                    store.add_candidates(
+                        walk(paths, recursive=settings.recursive, found=found, known=store.has)
+                    )
+                    report.files = store.total
+                for folder, reason in found.unreadable:
+                    report.errors.append((folder, reason))
+                    run.item_failed(folder, reason)
+                candidates = store if streamed else CandidateList(found.candidates)
+                work = _Work(candidates, settings, jobs or os.cpu_count() or 1, engine, roots)
+                _run(run, state, work, progress, report)
+            except BaseException:
+                if run.changed:  # keep the finished files; the error raised says what happened
+                    with contextlib.suppress(DiskError, OSError):
+                        state.save(workspace)
+                raise
+            state.save(workspace)
+            media_total = store.media_total()
         report.seconds = time.monotonic() - started
         run.finish(
             settings=_record_settings(workspace, paths, settings),
-            counts={**report.counts(), "media_total": len(state.media)},
+            counts={**report.counts(), "media_total": media_total},
         )
     return report
+
+
+def _open_store(workspace: Workspace, streamed: bool):
+    """The manifests as the run keeps them: an on-disk index, or dicts."""
+    if streamed:
+        from dataprep.ingest_index import IndexStore
+
+        return IndexStore.load(workspace)
+    return MemoryStore.load(workspace)
 
 
 @dataclass(frozen=True)
 class _Work:
     """What the per-file loop runs: the files found, the settings, where the work runs."""
 
-    candidates: list[Candidate]
+    candidates: Candidates
     settings: IngestConfig
     jobs: int
     engine: Any  # dataprep.engine.EngineSpec or None (local)
@@ -275,27 +317,29 @@ class _Work:
 
 def _run(
     run: StageRun,
-    state: _State,
+    state: IngestState,
     work: _Work,
     progress: ProgressFn | None,
     report: IngestReport,
 ) -> None:
     """The per-file loop: skip what is unchanged, inspect the rest, commit and checkpoint."""
     candidates, settings = work.candidates, work.settings
-    todo = []
-    for candidate in candidates:
-        if state.unchanged(candidate):
-            report.unchanged += 1
-            known = state.media[state.files[candidate.path]["media_id"]]
-            if known["status"] == "error":
-                report.errors.append((candidate.path, known["error"]))
-                run.item_failed(candidate.path, known["error"])
-        else:
-            todo.append(candidate)
+    for page in candidates.pages():
+        todo = []
+        for candidate in page:
+            known = state.known(candidate)
+            if known is not None:
+                report.unchanged += 1
+                if known["status"] == "error":
+                    report.errors.append((candidate.path, known["error"]))
+                    run.item_failed(candidate.path, known["error"])
+            else:
+                todo.append(candidate)
+        candidates.set_todo(todo)
     done = report.unchanged
     if progress:
-        progress(done, len(candidates), 0)
-    for result in _inspect_all(todo, work, settings.max_pixels):
+        progress(done, candidates.total, 0)
+    for result in _inspect_all(candidates, work, settings.max_pixels):
         done += 1
         report.bytes_read += result.get("size_bytes") or 0
         if result["status"] == "skip":
@@ -306,7 +350,7 @@ def _run(
             if result["status"] == "error":
                 run.item_failed(result["path"], result["error"])
         if progress:
-            progress(done, len(candidates), report.bytes_read)
+            progress(done, candidates.total, report.bytes_read)
         if run.checkpoint_due():
             state.save(run.workspace)
 
@@ -317,147 +361,3 @@ def _record_settings(
     previous = load_stage(workspace, "ingest") or {"settings": {}}
     all_paths = {*previous["settings"].get("paths", []), *(str(p) for p in paths)}
     return {"paths": sorted(all_paths), **settings.model_dump()}
-
-
-class _State:
-    """The media and files manifests held in memory during a run."""
-
-    def __init__(self, media: dict[str, dict], files: dict[str, dict]):
-        self.media = media
-        self.files = files
-
-    @classmethod
-    def load(cls, workspace: Workspace) -> _State:
-        media_frame = manifests.load(workspace, "media", missing_ok=True)
-        files_frame = manifests.load(workspace, "files", missing_ok=True)
-        media = {row["media_id"]: row for row in manifests.records(media_frame)}
-        for row in media.values():
-            row["paths"] = list(row["paths"])
-        files = {row["path"]: row for row in manifests.records(files_frame)}
-        return cls(media, files)
-
-    def unchanged(self, candidate: Candidate) -> bool:
-        known = self.files.get(candidate.path)
-        return bool(
-            known
-            and known["media_id"] in self.media
-            and known["size_bytes"] == candidate.size
-            and known["mtime_ns"] == candidate.mtime_ns
-            and candidate.size is not None
-        )
-
-    def add(
-        self,
-        workspace: Workspace,
-        result: dict,
-        *,
-        settings: IngestConfig,
-        report: IngestReport,
-    ) -> None:
-        """Commits one inspected file: its files row, and a new or extended media row."""
-        mode, label_from_dir = settings.mode, settings.label_from_dir
-        path, media_id = result["path"], result["media_id"]
-        previous = self.files.get(path)
-        if previous and previous["media_id"] != media_id:
-            self._forget_path(previous["media_id"], path)
-        self.files[path] = {
-            "path": path,
-            "size_bytes": result.get("size_bytes"),
-            "mtime_ns": result.get("mtime_ns"),
-            "media_id": media_id,
-        }
-        label = Path(path).parent.name if label_from_dir else None
-        if result["status"] == "error":
-            report.errors.append((path, result["error"]))
-        row = self.media.get(media_id)
-        if row is not None:
-            if path not in row["paths"]:
-                row["paths"] = sorted({*row["paths"], path})
-                report.duplicates += 1
-            else:  # touched but the same bytes
-                report.unchanged += 1
-            if label_from_dir and row.get("label") and label != row["label"]:
-                report.label_conflicts.append(
-                    f"{path}: same content as {row['path']} but in folder {label!r}, not "
-                    f"{row['label']!r}; keeping {row['label']!r}"
-                )
-            elif label_from_dir and not row.get("label"):
-                row["label"] = label
-            return
-        stored = self._store(workspace, result, mode) if result["status"] == "ok" else path
-        self.media[media_id] = {
-            "media_id": media_id,
-            "path": stored,
-            "paths": [path],
-            "kind": result["kind"] or "video",
-            "status": result["status"],
-            "error": result["error"],
-            "size_bytes": result.get("size_bytes"),
-            "container": result.get("container"),
-            "codec": result.get("codec"),
-            "width": result.get("width"),
-            "height": result.get("height"),
-            "rotation": result.get("rotation"),
-            "fps": result.get("fps"),
-            "frame_count": result.get("frame_count"),
-            "duration_s": result.get("duration_s"),
-            "variable_frame_rate": result.get("variable_frame_rate"),
-            "label": label,
-            "mode": mode if result["status"] == "ok" else "reference",
-            "ingested_at": _now(),
-        }
-        report.added += 1
-
-    def _forget_path(self, media_id: str, path: str) -> None:
-        row = self.media.get(media_id)
-        if row is None:
-            return
-        row["paths"] = [p for p in row["paths"] if p != path]
-        if not row["paths"] and row["mode"] == "reference":
-            del self.media[media_id]
-
-    @staticmethod
-    def _store(workspace: Workspace, result: dict, mode: str) -> str:
-        source = Path(result["path"])
-        if mode == "reference":
-            return str(source)
-        target = workspace.media_dir / f"{result['media_id']}{source.suffix.lower()}"
-        if not target.exists():
-            tmp = target.with_name(f".{target.name}.tmp")
-            try:
-                if mode == "link":
-                    try:
-                        os.link(source, tmp)
-                    except OSError:  # another file system: fall back to a symbolic link
-                        os.symlink(source.resolve(), tmp)
-                else:
-                    shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise DiskError(os_error_message(target, exc, "write")) from None
-        return str(target)
-
-    def save(self, workspace: Workspace) -> None:
-        """Writes both manifests atomically.
-
-        Raises:
-            DiskError: naming the manifest that could not be written (disk full...).
-        """
-        media_frame = manifests.from_records("media", [self.media[k] for k in sorted(self.media)])
-        files_frame = manifests.from_records("files", [self.files[k] for k in sorted(self.files)])
-        # media first: a kill between the two writes only costs re-hashing, never a lost row
-        for name, frame in (("media", media_frame), ("files", files_frame)):
-            try:
-                manifests.save(workspace, name, frame)
-            except OSError as exc:
-                path = workspace.manifest_path(name)
-                raise DiskError(os_error_message(path, exc, "write")) from None
-
-
-def _now():
-    """Now, in UTC, to the microsecond (a plain datetime: 20x cheaper than pandas' per file)."""
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)

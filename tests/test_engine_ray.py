@@ -371,7 +371,9 @@ def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
     kill_driver_when(ray_cluster, ws, "ingest", lambda: num_rows(files) >= 2, tmp_path, str(raw))
     before = pq.read_table(files).column("path").to_pylist()
     assert 2 <= len(before) < 12
+    assert (ws.state_dir / "ingest-index").is_dir(), "the killed driver's on-disk index"
     report = ingest(ws, [raw], label_from_dir=True, engine=_spec(ray_cluster))
+    assert not (ws.state_dir / "ingest-index").exists(), "replaced, then removed at the end"
     # only the files the killed run had not committed were read again (gestures.json, not
     # media, is never committed: it is read each time)
     every = sorted(str(f) for f in raw.rglob("*") if f.is_file())
