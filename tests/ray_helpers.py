@@ -67,7 +67,7 @@ elif stage == "ingest":
     from dataprep.ingest import ingest
     ingest(ws, [Path(sys.argv[4])], label_from_dir=True, engine=spec, progress=slow)
 elif stage == "augment":
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
     augment_frames(ws, pipeline="light", copies=2, seed=3, engine=spec, progress=slow)
 elif stage == "stats":
     from dataprep import stats

@@ -12,13 +12,12 @@ from dataprep import manifests
 from dataprep.augment import (
     PRESETS,
     augment_clip,
-    augment_frames,
     augment_image,
     load_pipeline,
-    materialized_pipeline,
     pipeline_to_dict,
     preset_path,
 )
+from dataprep.augment_stage import augment_frames, materialized_pipeline
 from dataprep.cli.main import app
 from dataprep.errors import UsageError
 from dataprep.frames import extract_frames

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dataprep import manifests
-from dataprep.augment import augment_frames
+from dataprep.augment_stage import augment_frames
 from dataprep.cli.main import app
 from dataprep.errors import UsageError
 from dataprep.export.dataset import export_dataset

@@ -191,7 +191,7 @@ STAGE_SPEC = dict(per_class=2, size=48, frames=12, seed=5)
 
 
 def _run_pipeline(ws, raw: Path, spec) -> None:
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
     from dataprep.export.dataset import export_dataset
     from dataprep.frames import extract_frames
     from dataprep.ingest import ingest
@@ -389,7 +389,7 @@ def test_ingest_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_pa
 
 def test_augment_killed_driver_rerun_finishes_without_redoing(ray_cluster, tmp_path, both_engines):
     from dataprep import manifests
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
     from dataprep.workspace import open_workspace
 
     shutil.copytree(both_engines["ray"].root, tmp_path / "ws")

@@ -177,7 +177,7 @@ def test_interrupted_export_is_never_complete_and_a_rerun_finishes_it(ws, tmp_pa
 
 
 def test_augmented_frames_go_to_train_only(ws, tmp_path):
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
 
     aug = copy_workspace(ws, tmp_path / "aug")
     augment_frames(aug, pipeline="light", copies=1, jobs=1)

@@ -109,7 +109,7 @@ def test_stats_use_train_media_once_splits_exist(extracted):
 
 
 def test_augmented_copies_are_not_counted(extracted):
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
 
     before = compute_stats(extracted, jobs=1)
     augment_frames(extracted, pipeline="heavy", copies=1, jobs=1)

@@ -57,7 +57,7 @@ def augment(
 
     Example: `dataprep augment --pipeline medium --copies 2`
     """
-    from dataprep.augment import augment_frames
+    from dataprep.augment_stage import augment_frames
 
     ws = open_ws(workspace)
     run_and_report(

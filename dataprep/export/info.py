@@ -90,7 +90,7 @@ def augmentation(workspace: Workspace, selection: Selection) -> dict | None:
     if not used:
         return None
     from dataprep import manifests
-    from dataprep.augment import materialized_pipeline
+    from dataprep.augment_stage import materialized_pipeline
 
     pipeline = materialized_pipeline(workspace)
     if pipeline is not None:
