@@ -66,8 +66,7 @@ def write_copies(
                     raise DiskError(error.removeprefix(_DISK_PREFIX))
                 report.failed.append({"media_id": work.media_id, "error": error})
                 run.item_failed(work.media_id, error, copies_written=written)
-            if run.checkpoint_due():
-                saver.save()
+            run.checkpoint(saver.save)
     except BaseException:
         with contextlib.suppress(Exception):  # keep what was written; the first error wins
             saver.save()

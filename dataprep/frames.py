@@ -307,8 +307,7 @@ def _extract(
                         media_id=failure["media_id"],
                         frames_kept=failure["frames_kept"],
                     )
-                if run.checkpoint_due():
-                    saver.save(hidden)
+                run.checkpoint(lambda: saver.save(hidden))
     except BaseException:
         with contextlib.suppress(Exception):  # keep what was committed; the first error wins
             saver.save(hidden)

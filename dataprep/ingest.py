@@ -351,8 +351,7 @@ def _run(
                 run.item_failed(result["path"], result["error"])
         if progress:
             progress(done, candidates.total, report.bytes_read)
-        if run.checkpoint_due():
-            state.save(run.workspace)
+        run.checkpoint(lambda: state.save(run.workspace))
 
 
 def _record_settings(

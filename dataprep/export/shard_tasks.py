@@ -1,7 +1,8 @@
 """TFRecord shards written as engine tasks (``export --engine ray``): one task per planned shard.
 
 The driver plans the shards exactly as the local writer does (example order by hash, sizes from
-the frame files, :func:`~dataprep.export.shards.plan_shards`), and each task writes one shard
+the frame files, :func:`~dataprep.export.shards.plan_shards`; the sizes are stat'ed by tasks of
+:data:`SIZE_CHUNK` files, not by the driver), and each task writes one shard
 with dataprep's own encoder (:func:`~dataprep.export.tfrecord.serialize`, ``frame_record``) to
 a temporary name renamed into place, so the shards are byte-identical to ``--engine local``
 whichever node writes them. A task returns only the shard's name and size, the image headers
@@ -75,7 +76,8 @@ def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) ->
     from dataprep.export.shards import plan_shards, shard_name
     from dataprep.export.tfrecord import suffix
 
-    plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
+    sizes = frame_sizes_on_engine(ctx, executor, examples)
+    plan = plan_shards([ctx.estimated_size(e, sizes) for e in examples], ctx.shard_size)
     names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
     jobs = []
     for name, indices in zip(names, plan, strict=True):
@@ -97,6 +99,24 @@ def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) ->
     for result in executor.map(write_shard_task, jobs):
         _commit(ctx, result)
     return names
+
+
+SIZE_CHUNK = 4096  # frame files stat'ed per task when planning shards
+
+
+def frame_sizes_on_engine(ctx, executor, examples: list[Example]) -> dict[str, int]:
+    """``{path: bytes}`` of the examples' frame files, stat'ed by the engine's tasks.
+
+    The plan needs every frame's size; on a shared file system a stat costs a round trip, and
+    150M of them from the driver alone would take hours, so tasks of ``SIZE_CHUNK`` files do it.
+    The sizes are the same whoever reads them, so the plan (and the shards) do not change.
+    """
+    from dataprep.export.shards import frame_size
+
+    root = ctx.workspace.root
+    paths = list(dict.fromkeys(f.path for e in examples for f in e.frames))
+    absolute = (str(root / path) for path in paths)
+    return dict(zip(paths, executor.map(frame_size, absolute, chunksize=SIZE_CHUNK), strict=True))
 
 
 def _commit(ctx, result: dict[str, Any]) -> None:

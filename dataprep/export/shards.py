@@ -47,6 +47,14 @@ def parse_bytes(value: str | int) -> int:
     return size
 
 
+def frame_size(path: str) -> int:
+    """The size of a frame file in bytes, 0 when it cannot be read (its writer names it)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def plan_shards(sizes: list[int], shard_size: int) -> list[list[int]]:
     """Cuts items (in order) into contiguous shards of about ``shard_size`` bytes each.
 
