@@ -18,6 +18,14 @@
    choose the epoch): ``cnn-bn`` from scratch vs ``--init-from`` a ``cnn-bn`` run on digits 0-4,
    and vs ``--init-from`` a ``siamese`` run on digits 0-4 (the digits recipe), both
    ``--freeze-trunk --fine-tune-epochs``; the same epochs in all three; test accuracy per seed.
+   ``--transfer-models cnn`` (in the default) adds the reference ``cnn`` (no batch norm,
+   dropout or augmentation): from scratch vs started from a ``cnn`` run on digits 0-4. The
+   library's ``--init-from`` refuses a ``cnn`` source (it has no trunk sub-model), so this arm
+   is run with Keras on the same split arrays (``cnn_transfer.cnn_arm``): its five
+   convolutions copied from the source run, frozen for the first phase, then all trained at a
+   tenth of the rate, with the pipeline's ``cnn`` recipe, callbacks and best-epoch rule; the
+   pipeline's own ``cnn`` from scratch is run next to it (``cnn_scratch_pipeline``) as a check
+   that the loop matches.
 
 Every figure is reported per seed with the mean and spread; ``python3 benchmarks/bench_fewshot.py
 --out benchmarks/results/fewshot.json`` writes them (``--quick``: a smoke run, figures
@@ -35,6 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cnn_transfer import cnn_arm, split_arrays  # noqa: E402
 from common import row  # noqa: E402
 
 BENCH = "fewshot"
@@ -322,46 +331,96 @@ def _transfer_runs(target, sources: dict, seed: int, epochs: int, schedule: str)
     }
 
 
-def _transfer_summary(per_seed: list[dict], arms: list[str]) -> dict:
-    """Per schedule and arm the test accuracy and val loss over seeds, each source's gain over
-    scratch; ``by_val``: each arm in the schedule its mean val loss prefers."""
+def _cnn_transfer_runs(target, cnn_source, data, seed: int, epochs: int, schedule: str) -> dict:
+    """One seed of one schedule for the reference ``cnn``: from scratch (the pipeline's and this
+    loop's) and from the ``cnn`` run on digits 0-4."""
+    from dataprep.train.evaluate import load_run_model
+
+    frozen, tune, patience = TRANSFER_SCHEDULES[schedule]
+    lr = 3e-3
+    scratch, _ = _train(
+        target, export="digits", model="cnn", lr=lr, batch_size=16, patience=patience,
+        seed=seed, epochs=(frozen + tune) * epochs, run_name=f"cnn-scratch-{schedule}-{seed}",
+    )  # fmt: skip
+    work = Path(target.root) / "cnn-arms" / f"{schedule}-{seed}"
+    arms = {
+        "cnn_scratch_pipeline": {
+            "test_accuracy": scratch.metrics["test_accuracy"],
+            "val_loss": scratch.history[scratch.best_epoch - 1]["val_loss"],
+            "best_epoch": scratch.best_epoch,
+            "epochs_run": len(scratch.history),
+        },
+        "cnn_scratch": cnn_arm(
+            data, work / "scratch", seed=seed, patience=patience,
+            phases=[((frozen + tune) * epochs, lr, True)],
+        ),
+        "cnn_transfer": cnn_arm(
+            data, work / "transfer", seed=seed, patience=patience,
+            source=load_run_model(cnn_source.run_dir),
+            phases=[(frozen * epochs, lr, False), (tune * epochs, lr / 10, True)],
+        ),
+    }  # fmt: skip
+    return arms
+
+
+def _transfer_summary(per_seed: list[dict], arms: dict[str, str]) -> dict:
+    """Per schedule and arm the test accuracy and val loss over seeds, each arm's gain over its
+    scratch (``arms``: arm -> the arm it is compared with, or "" for a scratch arm); ``by_val``:
+    each arm in the schedule its mean val loss prefers."""
     pick = lambda sched, arm, key: [s[sched][arm][key] for s in per_seed]  # noqa: E731
     summary: dict = {}
     for sched in TRANSFER_SCHEDULES:
         summary[sched] = {
             arm: {"test_accuracy": _spread(pick(sched, arm, "test_accuracy")),
                   "val_loss": _spread(pick(sched, arm, "val_loss"))}
-            for arm in ["scratch", *arms]
+            for arm in arms
         }  # fmt: skip
     chosen = {
         arm: min(TRANSFER_SCHEDULES, key=lambda sched: summary[sched][arm]["val_loss"]["mean"])
-        for arm in ["scratch", *arms]
+        for arm in arms
     }
-    by_val = {"schedule": chosen}
-    scratch = pick(chosen["scratch"], "scratch", "test_accuracy")
-    for arm in ["scratch", *arms]:
+    by_val: dict = {"schedule": chosen}
+    for arm, baseline in arms.items():
         accuracy = pick(chosen[arm], arm, "test_accuracy")
         by_val[arm] = _spread(accuracy)
-        if arm != "scratch":
+        if baseline:
+            scratch = pick(chosen[baseline], baseline, "test_accuracy")
             gains = [100 * (a - b) for a, b in zip(accuracy, scratch, strict=True)]
             by_val[f"{arm}_gain_points"] = _spread(gains)
     summary["by_val"] = by_val
     return summary
 
 
-def measure_transfer(workdir: Path, seeds, epochs: int, siamese_epochs: int, limit=None) -> dict:
-    """Digits 5-9 from 10 labelled images per class: ``cnn-bn`` from scratch against the same
-    model started from a run on digits 0-4 (``--freeze-trunk``, then ``--fine-tune-epochs``): the
-    same epochs in all, batches, augmentation, val split (10 images per class, which choose the
-    epoch) and test split (the 88.8% of digits 5-9 left), for each :data:`TRANSFER_SCHEDULES`."""
+def measure_transfer(
+    workdir: Path, seeds, epochs: int, siamese_epochs: int, limit=None, models=("cnn-bn", "cnn")
+) -> dict:
+    """Digits 5-9 from 10 labelled images per class: each of ``models`` from scratch against the
+    same model started from a run on digits 0-4 (``--freeze-trunk``, then
+    ``--fine-tune-epochs``; for ``cnn``, :func:`_cnn_transfer_runs`): the same epochs in all,
+    batches, augmentation, val split (10 images per class, which choose the epoch) and test split
+    (the 88.8% of digits 5-9 left), for each :data:`TRANSFER_SCHEDULES`."""
     source = digits_workspace(workdir / "source", tuple("01234"), [0.8, 0.1, 0.1], limit)
     target = digits_workspace(workdir / "target", DIGITS_UNSEEN, [0.056, 0.056, 0.888], limit)
     info = json.loads((target.exports_dir / "digits" / "dataset_info.json").read_text())
-    sources = _sources(source, epochs, siamese_epochs)
+    sources = _sources(source, epochs, siamese_epochs) if "cnn-bn" in models else {}
+    arms = {"scratch": "", **dict.fromkeys(sources, "scratch")} if sources else {}
+    if "cnn" in models:
+        cnn_source, _ = _train(
+            source, export="digits", model="cnn", epochs=epochs, lr=3e-3, patience=epochs,
+            seed=0, run_name="digits-0-4-cnn",
+        )  # fmt: skip
+        data = {split: split_arrays(target, split) for split in ("train", "val", "test")}
+        arms.update(cnn_scratch_pipeline="", cnn_scratch="", cnn_transfer="cnn_scratch")
     per_seed = []
     for seed in seeds:
-        runs = {s: _transfer_runs(target, sources, seed, epochs, s) for s in TRANSFER_SCHEDULES}
+        runs = {}
+        for s in TRANSFER_SCHEDULES:
+            runs[s] = _transfer_runs(target, sources, seed, epochs, s) if sources else {}
+            if "cnn" in models:
+                runs[s].update(_cnn_transfer_runs(target, cnn_source, data, seed, epochs, s))
         per_seed.append({"seed": seed, **runs})
+    if "cnn" in models:
+        sources = {**sources, "cnn_transfer": cnn_source}
     return {
         "train_examples_per_class": info["splits"]["train"]["by_class"],
         "val_examples_per_class": info["splits"]["val"]["by_class"],
@@ -373,11 +432,16 @@ def measure_transfer(workdir: Path, seeds, epochs: int, siamese_epochs: int, lim
             for arm, base in sources.items()
         },
         "per_seed": per_seed,
-        "summary": _transfer_summary(per_seed, list(sources)),
+        "summary": _transfer_summary(per_seed, arms),
     }
 
 
-def measure(workdir: Path, quick: bool, parts=("digits", "gestures", "transfer")) -> dict:
+def measure(
+    workdir: Path,
+    quick: bool,
+    parts=("digits", "gestures", "transfer"),
+    transfer_models=("cnn-bn", "cnn"),
+) -> dict:
     seeds = (0,) if quick else (0, 1, 2)
     out: dict = {}
     if "digits" in parts:
@@ -403,6 +467,7 @@ def measure(workdir: Path, quick: bool, parts=("digits", "gestures", "transfer")
             epochs=2 if quick else 10,
             siamese_epochs=2 if quick else DIGITS_EPOCHS,
             limit=400 if quick else None,
+            models=transfer_models,
         )
     return out
 
@@ -438,16 +503,20 @@ def run(workdir: Path, quick: bool) -> list[dict]:
         )  # fmt: skip
     )
     fig = figures["transfer"]["summary"]["by_val"]
-    for arm, source in (("transfer", "cnn-bn"), ("transfer_siamese", "siamese")):
+    for arm, scratch, name in (
+        ("transfer", "scratch", "cnn-bn from cnn-bn"),
+        ("transfer_siamese", "scratch", "cnn-bn from siamese"),
+        ("cnn_transfer", "cnn_scratch", "cnn from cnn"),
+    ):
         rows.append(
             row(
                 BENCH,
-                f"transfer digits 5-9 (10/class) from {source} on 0-4",
+                f"transfer digits 5-9 (10/class), {name} on 0-4",
                 fig[arm]["mean"],
                 "accuracy",
                 limit="from scratch",
-                limit_value=fig["scratch"]["mean"],
-                ratio=fig[arm]["mean"] / fig["scratch"]["mean"],
+                limit_value=fig[scratch]["mean"],
+                ratio=fig[arm]["mean"] / fig[scratch]["mean"],
             )  # fmt: skip
         )
     return rows
@@ -459,13 +528,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (figures meaningless)")
     parser.add_argument("--only", default="digits,gestures,transfer")
+    parser.add_argument(
+        "--transfer-models", default="cnn-bn,cnn", help="transfer arms: cnn-bn (from cnn-bn and "
+        "from siamese), cnn (the reference cnn from a cnn run)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fewshot.json"))
     parser.add_argument("--workdir", type=Path, help="keep the workspaces here (default: temp)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dataprep-fewshot-"))
     started = time.perf_counter()
     try:
-        figures = measure(workdir, args.quick, tuple(args.only.split(",")))
+        figures = measure(
+            workdir, args.quick, tuple(args.only.split(",")), tuple(args.transfer_models.split(","))
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
