@@ -456,7 +456,7 @@ def measure(
         out["gestures"] = measure_gestures(
             workdir / "gestures",
             seeds,
-            per_class=10 if quick else 60,
+            per_class=24 if quick else 60,  # val needs 2+ media of a class
             epochs=2 if quick else 40,
             episodes=50 if quick else 600,
         )

@@ -10,6 +10,7 @@ more than that many results. A task whose worker process or node dies is retried
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import uuid
@@ -66,6 +67,12 @@ def _probe_function() -> Callable:
     namespace: dict[str, Any] = {"__name__": "dataprep_engine_probe"}
     exec(compile(_PROBE_SOURCE, "<dataprep engine probe>", "exec"), namespace)  # noqa: S102
     return namespace["probe"]
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    """Lists of ``size`` items, made one at a time (``items`` may be a generator)."""
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 def _run_chunk(
@@ -205,8 +212,7 @@ class RayExecutor:
         import ray
 
         del jobs  # the cluster's CPUs decide
-        items = list(items)
-        chunks = [items[i : i + max(1, chunksize)] for i in range(0, len(items), max(1, chunksize))]
+        chunks = _chunks(iter(items), max(1, chunksize))  # taken as the window moves on
         task = ray.remote(_run_chunk).options(**self._task_options())
         window = self.spec.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         staging = self._staging if rows_key else None

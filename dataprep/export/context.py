@@ -4,14 +4,14 @@ per-example failures under the stage's ``--on-error`` policy)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dataprep.errors import MediaError
 from dataprep.export.selection import Example, FrameItem, Selection, frame_file
-from dataprep.export.shards import frame_size, image_info, read_ahead
+from dataprep.export.shards import image_info, read_ahead
 from dataprep.stage import StageRun
 from dataprep.workspace import Workspace
 
@@ -117,15 +117,3 @@ class ExportContext:
         """Accounts for examples of a shard kept from an interrupted run (image info, progress)."""
         for _ in self.iter_with_images(examples, kept=True):
             pass
-
-    def written_examples(self, examples: list[Example]) -> list[Example]:
-        """``examples`` without those left out under ``--on-error skip``."""
-        return [e for e in examples if e.key not in self.failed]
-
-    def estimated_size(self, example: Example, sizes: Mapping[str, int] | None = None) -> int:
-        """Bytes an example takes in a shard, estimated from the frame files' sizes (looked up
-        in ``sizes``, ``{path: bytes}``, when given: the engine's tasks stat them; else here)."""
-        if sizes is None:
-            sizes = {f.path: frame_size(str(frame_file(self.workspace, f))) for f in example.frames}
-        per_frame = [sizes[f.path] for f in example.frames]
-        return sum(per_frame) + 160 + 24 * len(per_frame)

@@ -26,12 +26,14 @@ from dataprep.data.info import INFO_NAME, info_path, read_info, write_info
 from dataprep.errors import DiskError, UsageError, os_error_message
 from dataprep.export.context import ExportContext, ProgressFn
 from dataprep.export.selection import SPLITS, Selection, select
+from dataprep.export.shard_tasks import engine_sizer
 from dataprep.export.shards import parse_bytes
 from dataprep.hashing import file_fingerprint, settings_fingerprint
 from dataprep.stage import run_stage
 from dataprep.workspace import Workspace
 
 Format = Literal["tfrecord", "imagefolder", "parquet"]
+PLAN_DIR = "export-plan"  # under .dataprep/: the examples of the running export (plan_store)
 PROGRESS_NAME = ".export-progress.json"
 INPUT_MANIFESTS = ("media", "frames", "labels", "splits")
 
@@ -142,22 +144,30 @@ def export_dataset(
         if _up_to_date(out_dir, run_key, overwrite, report):
             report.seconds = time.monotonic() - started
             return report
-        selection = select(
-            workspace,
-            unit=settings["unit"],
-            clip_len=settings["clip_len"] or 1,
-            clip_stride=settings["clip_stride"] or 1,
-            unlabelled=settings["unlabelled"],
-        )
-        run.mark_changed()
+        plan_dir = workspace.state_dir / PLAN_DIR
+        shutil.rmtree(plan_dir, ignore_errors=True)  # a killed run's plan
         try:
-            ctx, split_info = _write(
-                workspace, out_dir, settings, selection, run_key, progress, run, engine
-            )
+            with _engine(engine, workspace, out_dir, settings) as executor:
+                selection = select(
+                    workspace,
+                    unit=settings["unit"],
+                    clip_len=settings["clip_len"] or 1,
+                    clip_stride=settings["clip_stride"] or 1,
+                    unlabelled=settings["unlabelled"],
+                    plan_dir=plan_dir,
+                    sizer=None if executor is None else engine_sizer(executor),
+                    shard_size=settings["shard_size"],
+                )
+                run.mark_changed()
+                ctx, split_info = _write(
+                    workspace, out_dir, settings, selection, run_key, progress, run, executor
+                )
             write_info(out_dir, _info(ctx, settings, name, split_info, fingerprints, run_key))
             (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
         except OSError as exc:
             raise DiskError(os_error_message(exc.filename or out_dir, exc)) from None
+        finally:
+            shutil.rmtree(plan_dir, ignore_errors=True)
         run.finish(
             settings={**settings, "name": name},
             counts={
@@ -193,7 +203,7 @@ def _up_to_date(out_dir: Path, run_key: str, overwrite: bool, report: ExportRepo
     return False
 
 
-def _write(workspace, out_dir, settings, selection, run_key, progress, run, engine=None):
+def _write(workspace, out_dir, settings, selection, run_key, progress, run, executor=None):
     """Writes every split with the format's writer; returns the context and the split info."""
     done = _start(out_dir, run_key)
     progress_path = out_dir / PROGRESS_NAME
@@ -215,19 +225,20 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run, engi
         finished=finished,
         run=run,
         total=sum(len(v) for v in selection.examples.values()),
+        executor=executor,
     )
     writer = _writer(settings["format"])
     split_info = {}
-    with _engine(engine, workspace, out_dir, settings, selection) as ctx.executor:
-        shards_by_split = {s: _write_split(writer, ctx, s, selection.examples[s]) for s in SPLITS}
+    shards_by_split = {s: _write_split(writer, ctx, s, selection.examples[s]) for s in SPLITS}
     for split in SPLITS:
-        shards = shards_by_split[split]
-        written = ctx.written_examples(selection.examples[split])
-        counts = Counter(e.label for e in written)
+        by_class = selection.by_class(split)
+        if ctx.failed:  # left out under --on-error skip: count what was written
+            counts = Counter(e.label for e in selection.examples[split] if e.key not in ctx.failed)
+            by_class = {c: counts.get(c, 0) for c in selection.class_names}
         split_info[split] = {
-            "examples": len(written),
-            "shards": shards,
-            "by_class": {c: counts.get(c, 0) for c in selection.class_names},
+            "examples": sum(by_class.values()),
+            "shards": shards_by_split[split],
+            "by_class": by_class,
         }
     _remove_stale(
         out_dir, settings["format"], {s for v in split_info.values() for s in v["shards"]}
@@ -236,17 +247,17 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run, engi
     return ctx, split_info
 
 
-def _engine(engine, workspace, out_dir, settings, selection):
-    """The executor of the shard tasks (TFRecord on Ray; else None: written here)."""
+def _engine(engine, workspace, out_dir, settings):
+    """The executor of the plan's stats and the shard tasks (TFRecord on Ray), or None (a null
+    context): everything is done here."""
     import contextlib
 
     from dataprep.engine import open_engine, sample
+    from dataprep.export.frame_stream import first_frame_paths
 
     if engine is None or engine.kind == "local" or settings["format"] != "tfrecord":
         return contextlib.nullcontext()
-    examples = (e for split in selection.examples.values() for e in split)
-    frames = (workspace.root / f.path for e in examples for f in e.frames)
-    return open_engine(engine, reads=sample(frames), writes=[out_dir])
+    return open_engine(engine, reads=sample(first_frame_paths(workspace)), writes=[out_dir])
 
 
 def _info(ctx, settings, name, split_info, fingerprints, run_key) -> dict:

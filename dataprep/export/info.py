@@ -86,8 +86,7 @@ def augmentation(workspace: Workspace, selection: Selection) -> dict | None:
     on the augmented frame rows; otherwise the rows' fingerprints are given instead of a pipeline
     that did not make the frames.
     """
-    used = any(f.augmented for e in selection.examples["train"] for f in e.frames)
-    if not used:
+    if not selection.augmented_in_train:
         return None
     from dataprep import manifests
     from dataprep.augment_stage import materialized_pipeline

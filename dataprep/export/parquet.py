@@ -107,19 +107,18 @@ def _row(ctx, example: Example, images: list[bytes], shape) -> dict:
     return row
 
 
-def write_split(ctx, split: str, examples: list[Example]) -> list[str]:
-    """Writes one split as byte-sized Parquet files; returns their names."""
+def write_split(ctx, split: str, examples) -> list[str]:
+    """Writes one split (an ``ExampleStore`` with its shards planned) as byte-sized Parquet files;
+    returns their names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dataprep.export.shards import plan_shards, shard_file, shard_name
+    from dataprep.export.shards import shard_file, shard_names
 
     schema = arrow_schema(ctx.selection.unit)
     codec = "gzip" if ctx.compression == "gzip" else "none"
-    plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
-    names = [shard_name(split, i, len(plan), ".parquet") for i in range(len(plan))]
-    for name, indices in zip(names, plan, strict=True):
-        chosen = [examples[i] for i in indices]
+    names = shard_names(split, len(examples.counts), ".parquet")
+    for name, chosen in zip(names, examples.shards(), strict=True):
         if name in ctx.done_shards:
             ctx.skip(chosen)
             continue

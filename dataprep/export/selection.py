@@ -27,20 +27,22 @@ per-media class used to stratify). The rules, documented in docs/export.md:
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from dataprep import manifests
 from dataprep.errors import ManifestError
+from dataprep.export.plan_store import ExampleStore, bucket_bits, example_hash  # noqa: F401
 from dataprep.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
 BACKGROUND = "background"
 Unit = Literal["frame", "clip"]
 Unlabelled = Literal["drop", "background"]
+Sizer = Callable[[list[str]], list[int]]  # frame file sizes of absolute paths, in order
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Example:
     frames: tuple[FrameItem, ...]
     length: int  # real frames (the rest repeat the last real one)
     fps: float
+    size: int = 0  # bytes it takes in a shard, estimated from its frame files (export's plan)
 
     @property
     def frame(self) -> FrameItem:
@@ -86,17 +89,27 @@ class Example:
 
 @dataclass
 class Selection:
-    """The examples of an export, by split, in their final (hashed) order."""
+    """The examples of an export, by split, in their final (hashed) order: an
+    :class:`~dataprep.export.plan_store.ExampleStore` per split (iterable, ``len``, shards)."""
 
     unit: Unit
     class_names: list[str]
-    examples: dict[str, list[Example]]
+    examples: dict[str, ExampleStore]
     dropped: Counter = field(default_factory=Counter)  # reason -> frames or clips left out
     padded_clips: int = 0  # clips of media shorter than clip_len (padded, see the module doc)
     warnings: list[str] = field(default_factory=list)
+    labels: dict[str, Counter] = field(default_factory=dict)  # split -> label -> examples
+    augmented_in_train: bool = False  # some train example holds an augmented frame
+
+    def add(self, example: Example) -> None:
+        """Adds an example to its split (counted as it goes: the examples may be on disk)."""
+        self.examples[example.split].add(example)
+        self.labels.setdefault(example.split, Counter())[example.label] += 1
+        if example.split == "train" and not self.augmented_in_train:
+            self.augmented_in_train = any(f.augmented for f in example.frames)
 
     def by_class(self, split: str) -> dict[str, int]:
-        counts = Counter(example.label for example in self.examples[split])
+        counts = self.labels.get(split, Counter())
         return {name: counts.get(name, 0) for name in self.class_names}
 
 
@@ -188,14 +201,6 @@ def class_names_for(
     return names
 
 
-# ------------------------------------------------------------------------------------ ordering
-
-
-def example_hash(key: str) -> int:
-    """A stable 64-bit hash of an example key (the order of examples in an export)."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
-
-
 # ----------------------------------------------------------------------------------- selection
 
 
@@ -220,61 +225,96 @@ def select(
     clip_len: int = 16,
     clip_stride: int = 8,
     unlabelled: Unlabelled = "drop",
+    plan_dir: Path | None = None,
+    sizer: Sizer | None = None,
+    shard_size: int | None = None,
 ) -> Selection:
     """Builds the examples of an export from the workspace's manifests (see the module doc).
 
-    The options are validated by the caller (``dataprep.config.ExportConfig`` through
+    The frames manifest is read in batches, one media at a time; the examples go to one
+    :class:`ExampleStore` per split, on disk under ``plan_dir`` when they are many (None: in
+    memory). The options are validated by the caller (``dataprep.config.ExportConfig`` through
     :func:`dataprep.config.effective`).
+
+    Args:
+        sizer: the sizes of frame files (absolute paths) in bytes, in order: each example's
+            ``size`` (the shard plan) comes from it; the Ray engine stats them in tasks. None:
+            stat'ed here.
+        shard_size: plan shards of this many bytes (``ExampleStore.counts``).
 
     Raises:
         ManifestError: when frames or splits are missing, or media with frames have no split.
     """
+    from dataprep.export.frame_stream import frame_groups
+
     media = manifests.load(workspace, "media")
-    frames = manifests.load(workspace, "frames")
     labels = manifests.load(workspace, "labels", missing_ok=True)
     split_of = load_splits(workspace)
     media_labels = resolve_media_labels(media, labels)
     class_names = class_names_for(workspace, media_labels, unlabelled)
     fps_of = {row["media_id"]: row["fps"] for row in manifests.records(media[["media_id", "fps"]])}
-    missing_split = sorted(
-        {m for m in frames["media_id"].unique() if m in media_labels and m not in split_of}
+    groups, frame_rows = frame_groups(workspace, sizer)
+    per_frame = 1 if unit == "frame" else -(-clip_len // clip_stride)
+    bits = bucket_bits(frame_rows * per_frame)
+    selection = Selection(
+        unit=unit,
+        class_names=class_names,
+        examples={s: ExampleStore(plan_dir / s if plan_dir else None, bits) for s in SPLITS},
     )
+    mirror = _LazyMirror(workspace, class_names)
+    missing_split: set[str] = set()
+    for media_id, rows, sizes in groups:
+        if media_id in media_labels and media_id not in split_of:
+            missing_split.add(media_id)
+            continue
+        sequences = _labelled_sequences(rows, media_labels, split_of, selection, unlabelled, mirror)
+        for (_, copy_index), items in sorted(sequences.items()):
+            items.sort(key=lambda f: f.frame_index)
+            split = split_of[media_id]
+            fps = fps_of.get(media_id)
+            if unit == "frame":
+                examples = _frame_examples(items, split, media_id, copy_index, fps, selection)
+            else:
+                examples = _clip_examples(
+                    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
+                )
+            for example in examples:
+                per = [sizes[f.path] for f in example.frames]
+                selection.add(replace(example, size=sum(per) + 160 + 24 * len(per)))
     if missing_split:
         raise ManifestError(
             f"{workspace.manifest_path('splits')}: {len(missing_split)} media with frames have no "
-            f"split (e.g. {missing_split[0]}); run `dataprep split` again (existing media keep "
+            f"split (e.g. {min(missing_split)}); run `dataprep split` again (existing media keep "
             "their split)"
         )
-    selection = Selection(
-        unit=unit, class_names=class_names, examples={split: [] for split in SPLITS}
-    )
-    mirror = None  # augmented copies flipped left-right get the mirrored label (dataprep.flips)
-    if frames["mirrored"].astype(bool).any():
-        from dataprep.flips import label_mirror
-
-        mirror = label_mirror(workspace.config.augment.flip_map, class_names)
-    sequences = _labelled_sequences(frames, media_labels, split_of, selection, unlabelled, mirror)
-    for (media_id, copy_index), items in sorted(sequences.items()):
-        items.sort(key=lambda f: f.frame_index)
-        split = split_of[media_id]
-        fps = fps_of.get(media_id)
-        if unit == "frame":
-            examples = _frame_examples(items, split, media_id, copy_index, fps, selection)
-        else:
-            examples = _clip_examples(
-                items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
-            )
-        selection.examples[split].extend(examples)
-    _order_and_warn(selection)
+    for store in selection.examples.values():
+        store.finish(shard_size)
+    _warn(selection)
     return selection
 
 
-def _labelled_sequences(frames, media_labels, split_of, selection, unlabelled, mirror=None):
-    """``{(media_id, copy_index): [FrameItem]}`` of the frames that may be exported, each with
-    its label (or None); counts what is dropped in ``selection.dropped``."""
+class _LazyMirror:
+    """The label mirror of ``[augment] flip_map`` (:func:`dataprep.flips.label_mirror`), made
+    when the first mirrored frame needs it."""
+
+    def __init__(self, workspace: Workspace, class_names: list[str]):
+        self._args = (workspace.config.augment.flip_map, class_names)
+        self._mirror: dict[str, str] | None = None
+
+    def get(self, label: str, default: str) -> str:
+        if self._mirror is None:
+            from dataprep.flips import label_mirror
+
+            self._mirror = label_mirror(*self._args)
+        return self._mirror.get(label, default)
+
+
+def _labelled_sequences(rows, media_labels, split_of, selection, unlabelled, mirror=None):
+    """``{(media_id, copy_index): [FrameItem]}`` of the frame ``rows`` that may be exported, each
+    with its label (or None); counts what is dropped in ``selection.dropped``."""
     known = set(selection.class_names)
     sequences: dict[tuple[str, int], list[FrameItem]] = {}
-    for row in manifests.records(frames):
+    for row in rows:
         media_id = row["media_id"]
         entry = media_labels.get(media_id)
         if entry is None:
@@ -348,13 +388,12 @@ def _clip_examples(
     return examples
 
 
-def _order_and_warn(selection: Selection) -> None:
-    """Sorts each split by example hash; warns about classes missing from a split."""
+def _warn(selection: Selection) -> None:
+    """Warns about classes missing from a split."""
     for split in SPLITS:
-        selection.examples[split].sort(key=lambda e: (example_hash(e.key), e.key))
-        if not selection.examples[split]:
+        present = selection.labels.get(split)
+        if not present:
             continue
-        present = {e.label for e in selection.examples[split]}
         for name in selection.class_names:
             if name not in present and name != BACKGROUND:
                 selection.warnings.append(

@@ -1,8 +1,8 @@
 """TFRecord shards written as engine tasks (``export --engine ray``): one task per planned shard.
 
 The driver plans the shards exactly as the local writer does (example order by hash, sizes from
-the frame files, :func:`~dataprep.export.shards.plan_shards`; the sizes are stat'ed by tasks of
-:data:`SIZE_CHUNK` files, not by the driver), and each task writes one shard
+the frame files, :func:`~dataprep.export.plan_store.shard_counts`; the sizes are stat'ed by tasks
+of :data:`SIZE_CHUNK` files, not by the driver), and each task writes one shard
 with dataprep's own encoder (:func:`~dataprep.export.tfrecord.serialize`, ``frame_record``) to
 a temporary name renamed into place, so the shards are byte-identical to ``--engine local``
 whichever node writes them. A task returns only the shard's name and size, the image headers
@@ -71,22 +71,20 @@ def write_shard_task(job: ShardJob) -> dict[str, Any]:
     }
 
 
-def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) -> list[str]:
-    """``tfrecord.write_split`` with one ``executor`` task per shard still to write."""
-    from dataprep.export.shards import plan_shards, shard_name
+def write_split_on_engine(ctx, executor, split: str, examples) -> list[str]:
+    """``tfrecord.write_split`` with one ``executor`` task per shard still to write; the jobs
+    are made as the executor takes them (it keeps a bounded number in flight)."""
+    from dataprep.export.shards import shard_names
     from dataprep.export.tfrecord import suffix
 
-    sizes = frame_sizes_on_engine(ctx, executor, examples)
-    plan = plan_shards([ctx.estimated_size(e, sizes) for e in examples], ctx.shard_size)
-    names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
-    jobs = []
-    for name, indices in zip(names, plan, strict=True):
-        chosen = [examples[i] for i in indices]
-        if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
-            ctx.skip(chosen)
-            continue
-        jobs.append(
-            ShardJob(
+    names = shard_names(split, len(examples.counts), suffix(ctx.compression))
+
+    def jobs():
+        for name, chosen in zip(names, examples.shards(), strict=True):
+            if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
+                ctx.skip(chosen)
+                continue
+            yield ShardJob(
                 workspace_root=str(ctx.workspace.root),
                 target=str(ctx.out_dir / name),
                 unit=ctx.selection.unit,
@@ -95,8 +93,8 @@ def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) ->
                 on_error=ctx.run.on_error if ctx.run is not None else "fail",
                 examples=tuple(chosen),
             )
-        )
-    for result in executor.map(write_shard_task, jobs):
+
+    for result in executor.map(write_shard_task, jobs()):
         _commit(ctx, result)
     return names
 
@@ -104,19 +102,17 @@ def write_split_on_engine(ctx, executor, split: str, examples: list[Example]) ->
 SIZE_CHUNK = 4096  # frame files stat'ed per task when planning shards
 
 
-def frame_sizes_on_engine(ctx, executor, examples: list[Example]) -> dict[str, int]:
-    """``{path: bytes}`` of the examples' frame files, stat'ed by the engine's tasks.
-
-    The plan needs every frame's size; on a shared file system a stat costs a round trip, and
-    150M of them from the driver alone would take hours, so tasks of ``SIZE_CHUNK`` files do it.
-    The sizes are the same whoever reads them, so the plan (and the shards) do not change.
-    """
+def engine_sizer(executor):
+    """A sizer for :func:`dataprep.export.selection.select` whose stats run as ``executor``
+    tasks of :data:`SIZE_CHUNK` files: the plan needs every frame's size, a stat on a shared
+    file system is a round trip, and 150M of them from the driver alone would take hours. The
+    sizes are the same whoever reads them, so the plan (and the shards) do not change."""
     from dataprep.export.shards import frame_size
 
-    root = ctx.workspace.root
-    paths = list(dict.fromkeys(f.path for e in examples for f in e.frames))
-    absolute = (str(root / path) for path in paths)
-    return dict(zip(paths, executor.map(frame_size, absolute, chunksize=SIZE_CHUNK), strict=True))
+    def sizes(paths: list[str]) -> list[int]:
+        return list(executor.map(frame_size, paths, chunksize=SIZE_CHUNK))
+
+    return sizes
 
 
 def _commit(ctx, result: dict[str, Any]) -> None:

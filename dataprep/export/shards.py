@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,26 +54,9 @@ def frame_size(path: str) -> int:
         return 0
 
 
-def plan_shards(sizes: list[int], shard_size: int) -> list[list[int]]:
-    """Cuts items (in order) into contiguous shards of about ``shard_size`` bytes each.
-
-    The number of shards is ``ceil(total / shard_size)``; an item goes to the shard that holds its
-    middle byte, so shards are balanced; empty shards (items larger than a shard) are removed.
-
-    Returns:
-        Lists of item indices, one per shard.
-    """
-    total = sum(sizes)
-    if not sizes:
-        return []
-    count = max(1, math.ceil(total / shard_size))
-    shards: list[list[int]] = [[] for _ in range(count)]
-    offset = 0
-    for index, size in enumerate(sizes):
-        middle = offset + size / 2
-        shards[min(count - 1, int(middle * count / total) if total else 0)].append(index)
-        offset += size
-    return [shard for shard in shards if shard]
+def shard_names(split: str, count: int, suffix: str) -> list[str]:
+    """The names of a split's ``count`` shards, in order."""
+    return [shard_name(split, i, count, suffix) for i in range(count)]
 
 
 def shard_name(split: str, index: int, count: int, suffix: str) -> str:

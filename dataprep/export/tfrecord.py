@@ -178,21 +178,21 @@ def suffix(compression: str) -> str:
     return ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
 
 
-def write_split(ctx, split: str, examples: list[Example]) -> list[str]:
-    """Writes one split's examples as byte-sized TFRecord shards; returns the shard names.
+def write_split(ctx, split: str, examples) -> list[str]:
+    """Writes one split's examples (an :class:`~dataprep.export.plan_store.ExampleStore` with
+    its shards planned) as byte-sized TFRecord shards; returns the shard names.
 
     On an engine other than local, the export driver calls
     :func:`dataprep.export.shard_tasks.write_split_on_engine` instead (one task per shard).
     """
-    from dataprep.export.shards import plan_shards, shard_name
+    from dataprep.export.shards import shard_names
 
-    plan = plan_shards([ctx.estimated_size(e) for e in examples], ctx.shard_size)
-    names = [shard_name(split, i, len(plan), suffix(ctx.compression)) for i in range(len(plan))]
-    for name, indices in zip(names, plan, strict=True):
+    names = shard_names(split, len(examples.counts), suffix(ctx.compression))
+    for name, chosen in zip(names, examples.shards(), strict=True):
         if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
-            ctx.skip([examples[i] for i in indices])
+            ctx.skip(chosen)
             continue
-        size = write_shard(ctx, ctx.out_dir / name, [examples[i] for i in indices])
+        size = write_shard(ctx, ctx.out_dir / name, chosen)
         ctx.bytes_written += size
         ctx.finished(name, size)
     return names

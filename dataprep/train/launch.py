@@ -98,10 +98,12 @@ def _wait(procs, log, timeout_s, run_dir: Path) -> Path:
     for thread in threads:
         thread.start()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    first_failed = None  # the worker that failed first: the others' errors follow from it
     try:
         while any(p.poll() is None for p in procs):
             failed = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
             if failed or (deadline and time.monotonic() > deadline):
+                first_failed = failed[0] if failed else None
                 break
             time.sleep(0.2)
     finally:
@@ -111,13 +113,17 @@ def _wait(procs, log, timeout_s, run_dir: Path) -> Path:
                 proc.wait()
         for thread in threads:
             thread.join(timeout=5)
-    for i, proc in enumerate(procs):
-        if proc.returncode != 0:
-            tail = _worker_message(errors[i])
-            kind = UsageError if proc.returncode == UsageError.exit_code else DataprepError
-            raise kind(
-                f"training worker {i} of {len(procs)} failed (exit {proc.returncode}): {tail}"
-            )
+    failed = [i for i, proc in enumerate(procs) if proc.returncode != 0]
+    if failed:
+        if first_failed is None:  # all had exited when the loop looked: any order
+            first_failed = failed[0]
+        proc = procs[first_failed]
+        tail = _worker_message(errors[first_failed])
+        kind = UsageError if proc.returncode == UsageError.exit_code else DataprepError
+        raise kind(
+            f"training worker {first_failed} of {len(procs)} failed (exit {proc.returncode}): "
+            f"{tail}"
+        )
     return run_dir
 
 
