@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from dataprep import manifests
 from dataprep.augment_check import (
     check_transform,
     first_line,
@@ -39,7 +38,6 @@ from dataprep.augment_check import (
 from dataprep.errors import UsageError, os_error_message
 from dataprep.flips import copy_flipped
 from dataprep.stage import StageReport
-from dataprep.workspace import Workspace
 
 PRESETS = ("light", "medium", "heavy")
 
@@ -245,21 +243,3 @@ def _augment_copies(work: _MediaWork, rows: list[dict]) -> None:
                     "mirrored": mirrored,
                 }
             )
-
-
-@dataclass
-class _CopyPlan:
-    """The extracted frames, and the copies a run keeps."""
-
-    sources: list[dict]  # extracted frame rows (what copies are made of)
-    by_media: dict[str, list[dict]]  # the same, by media id (sorted)
-    kept: list[dict]  # augmented rows kept (same pipeline and seed, file present)
-    have: dict[str, set]  # media id -> {(frame_index, copy_index)} kept
-
-
-def _save(workspace: Workspace, sources: list[dict], augmented: list[dict]):
-    frame = manifests.from_records("frames", sources + augmented)
-    order = ["media_id", "frame_index", "copy_index"]
-    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
-    manifests.save(workspace, "frames", frame)
-    return frame

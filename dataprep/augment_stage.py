@@ -1,13 +1,13 @@
 """The ``dataprep augment`` stage driver: plan the copies, write them, record the pipeline.
 
-The pipelines, the per-media worker and the report live in :mod:`dataprep.augment`; writing the
-copies (local or Ray, checkpointed) in :mod:`dataprep.augment_write`. This module imports both
-and neither imports it, so the three have no import cycle.
+The pipelines, the per-media worker and the report live in :mod:`dataprep.augment`; the plan
+(what to keep, remove and make, read a media at a time) in :mod:`dataprep.augment_plan`;
+writing the copies (local or Ray, checkpointed) in :mod:`dataprep.augment_write`. This module
+imports them and none imports it, so they have no import cycle.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -17,16 +17,14 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.augment import (
     AugmentReport,
-    _CopyPlan,
-    _MediaWork,
-    _save,
     load_pipeline,
     pipeline_fingerprint,
     pipeline_to_dict,
 )
-from dataprep.errors import DiskError, ManifestError, UsageError, os_error_message
+from dataprep.augment_plan import media_works, plan_copies
+from dataprep.errors import DiskError, os_error_message
 from dataprep.flips import stage_flips
-from dataprep.stage import StageRun, run_stage
+from dataprep.stage import run_stage
 from dataprep.workspace import Workspace
 
 
@@ -91,9 +89,9 @@ def augment_frames(
     }
     with run_stage(workspace, "augment", on_error=on_error) as run:
         try:
-            plan = _plan_copies(workspace, run, fingerprint, options.copies, overwrite, report)
-            works = _works(workspace, plan, options, fingerprint, safe)
-            report.media = len(works)
+            plan = plan_copies(workspace, run, fingerprint, options.copies, overwrite)
+            report.media, report.kept, report.removed = plan.media, plan.kept, plan.removed
+            works = media_works(workspace, plan, _work_settings(workspace, options, safe, plan))
             report.rows, report.mirrored = write_copies(
                 workspace, run, plan, works, (jobs, engine), report, progress
             )
@@ -111,78 +109,17 @@ def augment_frames(
     return report
 
 
-def _plan_copies(
-    workspace: Workspace,
-    run: StageRun,
-    fingerprint: str,
-    copies: int,
-    overwrite: bool,
-    report: AugmentReport,
-) -> _CopyPlan:
-    """Refuses copies of another pipeline (without ``overwrite``), removes stale copies, and
-    lists the copies to keep."""
-    import pandas as pd
-
-    frame = manifests.load(workspace, "frames", missing_ok=True)
-    is_aug = frame["augmented"].astype(bool) if len(frame) else pd.Series([], dtype=bool)
-    sources = frame[~is_aug] if len(frame) else frame
-    if not len(sources):
-        raise ManifestError(
-            f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
-        )
-    existing = frame[is_aug] if len(frame) else frame
-    other = existing[existing["fingerprint"] != fingerprint]
-    if len(other) and not overwrite:
-        raise UsageError(
-            f"{len(other)} augmented copies were made with another pipeline or seed; pass "
-            "--overwrite to replace them, or use the same pipeline"
-        )
-    same = existing["fingerprint"] == fingerprint
-    in_range = existing["copy_index"].astype(int) <= copies
-    stale = pd.concat([other, existing[same & ~in_range]])
-    keep = existing[same & in_range]
-    keep = keep[[(workspace.root / p).is_file() for p in keep["path"]]]
-    if len(stale):
-        run.mark_changed()
-        # The manifest stops naming the stale copies before their files go.
-        _save(workspace, manifests.records(sources), manifests.records(keep))
-        for rel in stale["path"]:
-            with contextlib.suppress(FileNotFoundError):
-                (workspace.root / rel).unlink()
-    report.removed = len(stale)
-    report.kept = len(keep)
-    kept_rows = manifests.records(keep)
-    have: dict[str, set] = {}
-    for row in kept_rows:
-        have.setdefault(row["media_id"], set()).add((row["frame_index"], row["copy_index"]))
-    return _CopyPlan(
-        sources=manifests.records(sources),
-        by_media={
-            str(media_id): manifests.records(group)
-            for media_id, group in sources.groupby("media_id", sort=True)
-        },
-        kept=kept_rows,
-        have=have,
-    )
-
-
-def _works(workspace: Workspace, plan: _CopyPlan, options, fingerprint: str, safe: dict):
-    """One :class:`_MediaWork` per media with extracted frames."""
-    return [
-        _MediaWork(
-            media_id=media_id,
-            sources=sources,
-            copies=options.copies,
-            seed=options.seed,
-            fingerprint=fingerprint,
-            pipeline=safe["pipeline"],
-            flip=safe["flip"],
-            root=str(workspace.root),
-            quality=workspace.config.frames.quality,
-            have=frozenset(plan.have.get(media_id, set())),
-        )
-        for media_id, sources in plan.by_media.items()
-    ]
+def _work_settings(workspace: Workspace, options, safe: dict, plan) -> dict:
+    """The fields of every media's work that do not depend on the media."""
+    return {
+        "copies": options.copies,
+        "seed": options.seed,
+        "fingerprint": plan.fingerprint,
+        "pipeline": safe["pipeline"],
+        "flip": safe["flip"],
+        "root": str(workspace.root),
+        "quality": workspace.config.frames.quality,
+    }
 
 
 STATE_NAME = "augment.json"  # under .dataprep/

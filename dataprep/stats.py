@@ -9,8 +9,11 @@ reported on the 0..1 scale in RGB order. Frame files are decoded in parallel wor
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from dataprep import manifests
 from dataprep.atomic import atomic_write_text
 from dataprep.errors import ManifestError, MediaError, UsageError
 from dataprep.hashing import settings_fingerprint
+from dataprep.manifest_merge import member_mask
 from dataprep.workspace import Workspace
 
 STATS_NAME = "stats.json"
@@ -76,39 +80,73 @@ def finish(sums: list[int], squares: list[int], pixels: int) -> tuple[list[float
     return mean, std
 
 
+class FrameFiles:
+    """The extracted (not augmented) frame files to measure, read from the frames manifest in
+    batches each time they are iterated (absolute paths, in manifest order): the driver never
+    holds the list. ``fingerprint()`` is the hash of what the last full iteration read."""
+
+    def __init__(self, workspace: Workspace, train_ids: set[str] | None):
+        self.workspace = workspace
+        self.train_ids = None if train_ids is None else sorted(train_ids)
+        self._digest = hashlib.sha256()
+        self._settings: set[str] = set()
+
+    def _rows(self) -> Iterator[tuple[str, str]]:
+        import pyarrow.compute as pc
+
+        path = self.workspace.manifest_path("frames")
+        columns = ["media_id", "path", "augmented", "fingerprint"]
+        for table in manifests.iter_manifest(path, "frames", columns=columns):
+            mask = pc.invert(table.column("augmented"))
+            if self.train_ids is not None:
+                mask = pc.and_(mask, member_mask(table.column("media_id"), self.train_ids))
+            chosen = table.filter(mask)
+            yield from zip(
+                chosen.column("path").to_pylist(),
+                chosen.column("fingerprint").to_pylist(),
+                strict=True,
+            )
+
+    def count(self) -> int:
+        return sum(1 for _ in self._rows())
+
+    def __iter__(self) -> Iterator[str]:
+        self._digest, self._settings = hashlib.sha256(), set()
+        root = str(self.workspace.root)
+        for rel, settings in self._rows():
+            self._digest.update(rel.encode("utf-8") + b"\n")
+            self._settings.add(settings)
+            yield os.path.join(root, rel)
+
+    def fingerprint(self, used: str) -> str:
+        return settings_fingerprint(
+            {"split": used, "files": self._digest.hexdigest(), "frames": sorted(self._settings)}
+        )
+
+
 def select_frame_files(
     workspace: Workspace, split: str | None
-) -> tuple[list[str], str, str | None]:
+) -> tuple[FrameFiles, str, str | None]:
     """The extracted (not augmented) frame files to measure.
 
     Returns:
-        (absolute paths, split used: "train" or "all", a note when the split fell back to all).
+        (the files, split used: "train" or "all", a note when the split fell back to all).
     """
     if split not in (None, "train", "all"):
         raise UsageError(f"--split {split!r} is not allowed; use train or all")
-    frames = manifests.load(workspace, "frames", missing_ok=True)
-    if len(frames):
-        frames = frames[~frames["augmented"].astype(bool)]
-    if not len(frames):
-        raise ManifestError(
-            f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
-        )
-    note = None
-    used = "all"
-    if split != "all":
-        if workspace.manifest_path("splits").exists():
-            splits = manifests.load(workspace, "splits")
-            train_ids = set(splits.loc[splits["split"] == "train", "media_id"])
-            frames = frames[frames["media_id"].isin(train_ids)]
-            used = "train"
-            if not len(frames):
-                raise ManifestError(
-                    "no frames of train media; run `dataprep frames` for them first"
-                )
-        else:
-            note = "no splits yet (run `dataprep split`): statistics use all frames"
-    paths = sorted(str(workspace.root / p) for p in frames["path"])
-    return paths, used, note
+    no_frames = f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
+    if not FrameFiles(workspace, None).count():
+        raise ManifestError(no_frames)
+    if split == "all":
+        return FrameFiles(workspace, None), "all", None
+    if not workspace.manifest_path("splits").exists():
+        note = "no splits yet (run `dataprep split`): statistics use all frames"
+        return FrameFiles(workspace, None), "all", note
+    splits = manifests.load(workspace, "splits")
+    files = FrameFiles(workspace, set(splits.loc[splits["split"] == "train", "media_id"]))
+    if not files.count():
+        raise ManifestError("no frames of train media; run `dataprep frames` for them first")
+    return files, "train", None
 
 
 def compute_stats(
@@ -120,6 +158,9 @@ def compute_stats(
     engine=None,
 ) -> dict[str, Any]:
     """Computes mean/std over the frames and writes ``manifests/stats.json``.
+
+    The frame files are read from the manifest in batches and handed out in chunks of
+    ``CHUNK_FILES`` as the workers take them; the driver keeps sums, not the list.
 
     Args:
         workspace: the workspace.
@@ -134,35 +175,28 @@ def compute_stats(
         ``split``, ``fingerprint``) plus ``note`` when the split fell back to all frames
         (the note is not written to the file).
     """
-    paths, used, note = select_frame_files(workspace, split)
-    fingerprint = settings_fingerprint(
-        {
-            "split": used,
-            "files": [os.path.relpath(p, workspace.root) for p in paths],
-            "frames": _frames_fingerprints(workspace),
-        }
-    )
-    chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
+    files, used, note = select_frame_files(workspace, split)
+    total = files.count()
     sums, squares, pixels, done = [0, 0, 0], [0, 0, 0], 0, 0
     if progress:
-        progress(0, len(paths))
-    for chunk_sums, chunk_squares, chunk_pixels, n in _map_chunks(chunks, jobs, engine):
+        progress(0, total)
+    for chunk_sums, chunk_squares, chunk_pixels, n in _map_chunks(files, jobs, engine):
         for c in range(3):
             sums[c] += chunk_sums[c]
             squares[c] += chunk_squares[c]
         pixels += chunk_pixels
         done += n
         if progress:
-            progress(done, len(paths))
+            progress(done, total)
     mean, std = finish(sums, squares, pixels)
     result = {
         "mean": mean,
         "std": std,
         "scale": "0-1",
         "count_pixels": pixels,
-        "count_frames": len(paths),
+        "count_frames": done,
         "split": used,
-        "fingerprint": fingerprint,
+        "fingerprint": files.fingerprint(used),
     }
     with workspace.lock():
         atomic_write_text(stats_path(workspace), json.dumps(result, indent=2) + "\n")
@@ -172,22 +206,23 @@ def compute_stats(
             workspace,
             "stats",
             settings={"split": used},
-            counts={"frames": len(paths), "pixels": pixels},
+            counts={"frames": done, "pixels": pixels},
         )
     return {**result, "note": note} if note else result
 
 
-def _frames_fingerprints(workspace: Workspace) -> list[str]:
-    frames = manifests.load(workspace, "frames", missing_ok=True)
-    return sorted(set(frames["fingerprint"])) if len(frames) else []
-
-
-def _map_chunks(chunks: list[list[str]], jobs: int | None, engine=None):
+def _map_chunks(files: FrameFiles, jobs: int | None, engine=None):
     from dataprep.engine import open_engine, sample
 
-    reads = sample(p for chunk in chunks for p in chunk) if engine else ()
-    with open_engine(engine if chunks else None, jobs=jobs, reads=reads) as executor:
+    reads = sample(itertools.islice(iter(files), 4096)) if engine else ()
+    chunks = _chunked(iter(files), CHUNK_FILES)
+    with open_engine(engine, jobs=jobs, reads=reads) as executor:
         yield from executor.map(_chunk_sums, chunks)
+
+
+def _chunked(paths: Iterator[str], size: int) -> Iterator[list[str]]:
+    while chunk := list(itertools.islice(paths, size)):
+        yield chunk
 
 
 def load_stats(workspace: Workspace) -> dict[str, Any] | None:

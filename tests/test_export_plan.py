@@ -66,7 +66,7 @@ def test_spilled_buckets_read_back_in_hash_order_with_the_same_shards(tmp_path, 
     for example in examples:
         memory.add(example)
         disk.add(example)
-    assert len(list((tmp_path / "plan").glob("bucket-*"))) == 8  # spilled, every bucket used
+    assert len(list((tmp_path / "plan").glob("bucket-*.examples.pickle"))) == 8  # all spilled
     memory.finish(shard_size=5000)
     disk.finish(shard_size=5000)
     expected = sorted(examples, key=lambda e: (example_hash(e.key), e.key))

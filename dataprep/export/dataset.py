@@ -253,7 +253,7 @@ def _engine(engine, workspace, out_dir, settings):
     import contextlib
 
     from dataprep.engine import open_engine, sample
-    from dataprep.export.frame_stream import first_frame_paths
+    from dataprep.frame_rows import first_frame_paths
 
     if engine is None or engine.kind == "local" or settings["format"] != "tfrecord":
         return contextlib.nullcontext()

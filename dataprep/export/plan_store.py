@@ -4,10 +4,11 @@ An export's order is a 64-bit hash of each example's key (:func:`example_hash`),
 examples whose hashes share their top ``bits`` bits are a contiguous range of the final order: a
 *bucket*. The selection adds examples in manifest order; each goes to its bucket's buffer, and
 full buffers are appended to the bucket's file (pickled lists, in a folder of the running export
-that the export removes; nobody else writes there). :meth:`ExampleStore.finish` sorts one bucket
-at a time and writes it back sorted, and plans the shards on the way (the total size is summed as
-examples are added, so one pass in order is enough: :func:`shard_counts`). Reading the examples
-back holds one bucket. With ``bits=0`` and few examples nothing touches the disk.
+that the export removes; nobody else writes there), with ``(hash, key, size)`` of each example in
+the bucket's index. :meth:`ExampleStore.finish` plans the shards from the indexes, one bucket at
+a time in order (the total size is summed as examples are added, so one pass is enough:
+:func:`shard_counts`). Reading the examples back loads and sorts one bucket at a time. With
+``bits=0`` (one bucket: few examples) nothing touches the disk.
 
 The memory of an export's plan is therefore one bucket (about :data:`BUCKET_FRAMES` frames of
 examples), whatever the export's size, and the order, the shards and their bytes are the same
@@ -48,16 +49,31 @@ def shard_counts(sizes: Iterable[int], total: int, shard_size: int) -> list[int]
 
     One pass, memory of one count per shard: the plan of an export of any size.
     """
-    count = max(1, math.ceil(total / shard_size))
-    counts = [0] * count
-    offset = 0
-    any_item = False
-    for size in sizes:
-        any_item = True
-        middle = offset + size / 2
-        counts[min(count - 1, int(middle * count / total) if total else 0)] += 1
-        offset += size
-    return [c for c in counts if c] if any_item else []
+    planner = _ShardPlanner(total, shard_size)
+    planner.feed(sizes)
+    return planner.counts()
+
+
+class _ShardPlanner:
+    """:func:`shard_counts` fed a piece at a time (bucket by bucket)."""
+
+    def __init__(self, total: int, shard_size: int):
+        self.total = total
+        self.count = max(1, math.ceil(total / shard_size))
+        self.per_shard = [0] * self.count
+        self.offset = 0
+        self.items = 0
+
+    def feed(self, sizes: Iterable[int]) -> None:
+        count, total, per_shard = self.count, self.total, self.per_shard
+        for size in sizes:
+            middle = self.offset + size / 2
+            per_shard[min(count - 1, int(middle * count / total) if total else 0)] += 1
+            self.offset += size
+            self.items += 1
+
+    def counts(self) -> list[int]:
+        return [c for c in self.per_shard if c] if self.items else []
 
 
 class ExampleStore:
@@ -87,52 +103,55 @@ class ExampleStore:
         self.count += 1
         self.total_size += example.size
         self._buffered += 1
-        if self.directory is not None and self._buffered >= FLUSH_EXAMPLES:
+        if self.bits and self._buffered >= FLUSH_EXAMPLES:  # one bucket: bounded, stays here
             self._flush()
 
-    def _bucket_path(self, bucket: int) -> Path:
-        return self.directory / f"bucket-{bucket:05d}.pickle"
+    def _bucket_path(self, bucket: int, kind: str = "examples") -> Path:
+        return self.directory / f"bucket-{bucket:05d}.{kind}.pickle"
 
     def _flush(self) -> None:
+        """Appends each bucket's buffer to its file, and ``(hash, key, size)`` of each example
+        to the bucket's index (what the shard plan reads: small, quick to load)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for bucket, buffer in enumerate(self._buffers):
             if buffer:
                 with self._bucket_path(bucket).open("ab") as stream:
                     pickle.dump(buffer, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                index = [(digest, key, example.size) for digest, key, example in buffer]
+                with self._bucket_path(bucket, "index").open("ab") as stream:
+                    pickle.dump(index, stream, protocol=pickle.HIGHEST_PROTOCOL)
                 self._spilled.add(bucket)
                 self._buffers[bucket] = []
         self._buffered = 0
 
-    def _load(self, bucket: int) -> list:
+    def _load(self, bucket: int, kind: str = "examples") -> list:
+        """A bucket's entries in the final order (loaded and sorted here)."""
         entries = []
-        with self._bucket_path(bucket).open("rb") as stream:
+        with self._bucket_path(bucket, kind).open("rb") as stream:
             while True:
                 try:
                     entries.extend(pickle.load(stream))  # noqa: S301 - written by this export
                 except EOFError:
                     break
+        entries.sort(key=lambda entry: (entry[0], entry[1]))
         return entries
 
     def finish(self, shard_size: int | None = None) -> None:
-        """Sorts every bucket into the final order and plans the shards (``shard_size`` bytes)."""
+        """Sorts every bucket into the final order and plans the shards (``shard_size`` bytes)
+        on the way."""
+        planner = _ShardPlanner(self.total_size, shard_size or 1)
         if not self._spilled:
             entries = [entry for buffer in self._buffers for entry in buffer]
             entries.sort(key=lambda entry: (entry[0], entry[1]))
             self._memory = [entry[2] for entry in entries]
             self._buffers = []
+            planner.feed(e.size for e in self._memory)
         else:
             self._flush()
             for bucket in sorted(self._spilled):
-                entries = self._load(bucket)
-                entries.sort(key=lambda entry: (entry[0], entry[1]))
-                path = self._bucket_path(bucket)
-                tmp = path.with_suffix(".sorted")
-                with tmp.open("wb") as stream:
-                    pickle.dump([e[2] for e in entries], stream, protocol=pickle.HIGHEST_PROTOCOL)
-                tmp.replace(path)
+                planner.feed(size for _, _, size in self._load(bucket, "index"))
         self._finished = True
-        if shard_size:
-            self.counts = shard_counts((e.size for e in self), self.total_size, shard_size)
+        self.counts = planner.counts() if shard_size else []
 
     def __len__(self) -> int:
         return self.count
@@ -144,9 +163,7 @@ class ExampleStore:
             yield from self._memory
             return
         for bucket in sorted(self._spilled):
-            with self._bucket_path(bucket).open("rb") as stream:
-                examples = pickle.load(stream)  # noqa: S301 - written by this export
-            yield from examples
+            yield from (example for _, _, example in self._load(bucket))
 
     def shards(self) -> Iterator[list]:
         """The examples of each planned shard, in order (needs ``finish(shard_size)``)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -104,7 +104,10 @@ class Selection:
     def add(self, example: Example) -> None:
         """Adds an example to its split (counted as it goes: the examples may be on disk)."""
         self.examples[example.split].add(example)
-        self.labels.setdefault(example.split, Counter())[example.label] += 1
+        counts = self.labels.get(example.split)
+        if counts is None:
+            counts = self.labels[example.split] = Counter()
+        counts[example.label] += 1
         if example.split == "train" and not self.augmented_in_train:
             self.augmented_in_train = any(f.augmented for f in example.frames)
 
@@ -245,7 +248,7 @@ def select(
     Raises:
         ManifestError: when frames or splits are missing, or media with frames have no split.
     """
-    from dataprep.export.frame_stream import frame_groups
+    from dataprep.frame_rows import frame_groups
 
     media = manifests.load(workspace, "media")
     labels = manifests.load(workspace, "labels", missing_ok=True)
@@ -273,14 +276,15 @@ def select(
             split = split_of[media_id]
             fps = fps_of.get(media_id)
             if unit == "frame":
-                examples = _frame_examples(items, split, media_id, copy_index, fps, selection)
+                examples = _frame_examples(
+                    items, split, media_id, copy_index, fps, selection, sizes
+                )
             else:
                 examples = _clip_examples(
-                    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
+                    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride, sizes
                 )
             for example in examples:
-                per = [sizes[f.path] for f in example.frames]
-                selection.add(replace(example, size=sum(per) + 160 + 24 * len(per)))
+                selection.add(example)
     if missing_split:
         raise ManifestError(
             f"{workspace.manifest_path('splits')}: {len(missing_split)} media with frames have no "
@@ -346,8 +350,10 @@ def _labelled_sequences(rows, media_labels, split_of, selection, unlabelled, mir
     return sequences
 
 
-def _example(split, media_id, copy_index, frames, label, length, fps) -> Example:
-    """The example of ``frames`` (one frame, or a clip window), keyed by its first frame."""
+def _example(split, media_id, copy_index, frames, label, length, fps, sizes) -> Example:
+    """The example of ``frames`` (one frame, or a clip window), keyed by its first frame; its
+    size in a shard estimated from its frame files' (``sizes``, by path)."""
+    per_frame = [sizes[f.path] for f in frames]
     return Example(
         key=f"{split}/{media_id}/{copy_index}/{frames[0].frame_index}",
         split=split,
@@ -357,23 +363,24 @@ def _example(split, media_id, copy_index, frames, label, length, fps) -> Example
         frames=tuple(frames),
         length=length,
         fps=fps,
+        size=sum(per_frame) + 160 + 24 * len(per_frame),
     )
 
 
-def _frame_examples(items, split, media_id, copy_index, fps, selection) -> list[Example]:
+def _frame_examples(items, split, media_id, copy_index, fps, selection, sizes) -> list[Example]:
     examples = []
     for item in items:
         if item.label is None:
             selection.dropped["unlabelled"] += 1
             continue
         examples.append(
-            _example(split, media_id, copy_index, (item,), item.label, 1, float(fps or 0.0))
+            _example(split, media_id, copy_index, (item,), item.label, 1, float(fps or 0), sizes)
         )
     return examples
 
 
 def _clip_examples(
-    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride
+    items, split, media_id, copy_index, fps, selection, clip_len, clip_stride, sizes
 ) -> list[Example]:
     examples = []
     for window, length in clip_windows(items, clip_len, clip_stride):
@@ -382,7 +389,9 @@ def _clip_examples(
             selection.dropped["unlabelled"] += 1
             continue
         clip_rate = clip_fps(window[:length], fps)
-        examples.append(_example(split, media_id, copy_index, window, label, length, clip_rate))
+        examples.append(
+            _example(split, media_id, copy_index, window, label, length, clip_rate, sizes)
+        )
     if items and len(items) < clip_len:
         selection.padded_clips += 1
     return examples

@@ -107,7 +107,7 @@ def engine_sizer(executor):
     tasks of :data:`SIZE_CHUNK` files: the plan needs every frame's size, a stat on a shared
     file system is a round trip, and 150M of them from the driver alone would take hours. The
     sizes are the same whoever reads them, so the plan (and the shards) do not change."""
-    from dataprep.export.shards import frame_size
+    from dataprep.frame_rows import frame_size
 
     def sizes(paths: list[str]) -> list[int]:
         return list(executor.map(frame_size, paths, chunksize=SIZE_CHUNK))

@@ -46,14 +46,6 @@ def parse_bytes(value: str | int) -> int:
     return size
 
 
-def frame_size(path: str) -> int:
-    """The size of a frame file in bytes, 0 when it cannot be read (its writer names it)."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def shard_names(split: str, count: int, suffix: str) -> list[str]:
     """The names of a split's ``count`` shards, in order."""
     return [shard_name(split, i, count, suffix) for i in range(count)]

@@ -1,4 +1,5 @@
-"""The frames manifest read for an export one media at a time, with the sizes of its files.
+"""The frames manifest read one media at a time (export's plan, augment's plan), with the sizes
+of its files when asked.
 
 Every writer of ``manifests/frames.parquet`` sorts it by media (``media_id, frame_index,
 copy_index``), so a media's rows are consecutive and the manifest can be read in batches of
@@ -12,6 +13,7 @@ the driver does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,10 +35,16 @@ COLUMNS = [
 Group = tuple[str, list[dict], dict[str, int]]  # media_id, its rows, {path: bytes}
 
 
+def frame_size(path: str) -> int:
+    """The size of a frame file in bytes, 0 when it cannot be read (its reader names it)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def local_sizes(paths: list[str]) -> list[int]:
     """Sizes of files stat'ed by this process (0 for one that cannot be read)."""
-    from dataprep.export.shards import frame_size
-
     return [frame_size(path) for path in paths]
 
 
@@ -58,14 +66,24 @@ def frame_groups(
     return _groups(workspace.root, _batches(path), sizer or local_sizes), rows
 
 
-def _batches(path: Path) -> Iterator:
+def media_rows(path: Path, columns: list[str] | None = None) -> Iterator[tuple[str, list[dict]]]:
+    """``(media_id, rows)`` of the frames manifest at ``path``, a media at a time (in media
+    order; its rows in manifest order); nothing when there is no manifest."""
+    for media_id, rows, _ in _groups(Path("."), _batches(path, columns), None):
+        yield media_id, rows
+
+
+def _batches(path: Path, columns: list[str] | None = None) -> Iterator:
     """The manifest's batches (pyarrow tables) in media order."""
+    columns = columns or COLUMNS
+    if not path.exists():
+        return
     if _grouped_by_media(path):
-        yield from manifests.iter_manifest(path, "frames", batch_rows=BATCH_ROWS, columns=COLUMNS)
+        yield from manifests.iter_manifest(path, "frames", batch_rows=BATCH_ROWS, columns=columns)
         return
     import pyarrow as pa
 
-    tables = list(manifests.iter_manifest(path, "frames", columns=COLUMNS))
+    tables = list(manifests.iter_manifest(path, "frames", columns=columns))
     table = pa.concat_tables(tables).sort_by(
         [("media_id", "ascending"), ("frame_index", "ascending"), ("copy_index", "ascending")]
     )
@@ -96,15 +114,20 @@ def _groups(root: Path, batches: Iterator, sizer) -> Iterator[Group]:
     sizes: dict[str, int] = {}
     for table in batches:
         batch = table.to_pylist()
-        paths = list(dict.fromkeys(row["path"] for row in batch))
-        batch_sizes = dict(zip(paths, sizer([str(root / p) for p in paths]), strict=True))
+        batch_sizes = {}
+        if sizer is not None:
+            paths = list(dict.fromkeys(row["path"] for row in batch))
+            base = str(root)
+            absolute = [os.path.join(base, p) for p in paths]
+            batch_sizes = dict(zip(paths, sizer(absolute), strict=True))
         for row in batch:
             if row["media_id"] != current:
                 if rows:
                     yield current, rows, sizes
                 current, rows, sizes = row["media_id"], [], {}
             rows.append(row)
-            sizes[row["path"]] = batch_sizes[row["path"]]
+            if sizer is not None:
+                sizes[row["path"]] = batch_sizes[row["path"]]
     if rows:
         yield current, rows, sizes
 
