@@ -308,16 +308,17 @@ def test_export_killed_driver_rerun_keeps_finished_shards(ray_cluster, tmp_path,
     ws = open_workspace(tmp_path / "ws")
     out = ws.exports_dir / "tfrecord-frame"
     shutil.rmtree(out)
-    progress = out / ".export-progress.json"
+    progress = out / ".export-progress.jsonl"
 
-    def some_done() -> bool:
+    def finished_shards() -> list[str]:
         try:
-            return len(json.loads(progress.read_text())["done"]) >= 2
-        except (OSError, ValueError, KeyError):
-            return False
+            lines = progress.read_text().splitlines()
+        except OSError:
+            return []
+        return [json.loads(line)["shard"] for line in lines[1:] if line.endswith("}")]
 
-    kill_driver_when(ray_cluster, ws, "export", some_done, tmp_path)
-    done = json.loads(progress.read_text())["done"]
+    kill_driver_when(ray_cluster, ws, "export", lambda: len(finished_shards()) >= 2, tmp_path)
+    done = finished_shards()
     before = mtimes(out / name for name in done)
     report = export_dataset(
         ws, format="tfrecord", unit="frame", shard_size="8KB", engine=_spec(ray_cluster)

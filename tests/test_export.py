@@ -388,3 +388,44 @@ def test_disk_full_names_the_path_and_a_rerun_resumes(ws, tmp_path):
         verify_export(out)
     finally:
         subprocess.run(["umount", str(out)], check=False)
+
+
+def test_a_resumed_export_counts_kept_shards_without_reading_their_frames(ws, tmp_path):
+    from dataprep.data.records import decode_record
+    from dataprep.tfrecord_reader import iter_records
+
+    space = copy_workspace(ws, tmp_path / "resume")
+    export_dataset(space, name="whole", shard_size="4KB")
+    calls = []
+
+    def stop_midway(done, total):
+        calls.append(done)
+        if done == total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(space, name="cut", shard_size="4KB", progress=stop_midway)
+    folder = space.exports_dir / "cut"
+    lines = (folder / ".export-progress.jsonl").read_text().splitlines()
+    kept = [json.loads(line)["shard"] for line in lines[1:]]
+    assert kept, "some shards were finished before the interruption"
+    frames = {
+        (r["media_id"], r["frame_index"], r["copy_index"]): r["path"]
+        for r in manifests.records(manifests.load(space, "frames"))
+    }
+    spoilt = set()
+    for shard in kept:  # the frames of the kept shards stop being images (same sizes: same plan)
+        for index, record in enumerate(iter_records(folder / shard)):
+            example = decode_record(record, "frame", folder / shard, index)
+            spoilt.add(frames[(example["media_id"], example["frame_index"], example["copy_index"])])
+    for path in spoilt:
+        target = space.root / path
+        target.write_bytes(b"\0" * target.stat().st_size)
+    report = export_dataset(space, name="cut", shard_size="4KB")  # under --on-error fail
+    assert report.resumed_shards == len(kept)
+    assert read_info(folder)["image"] == read_info(space.exports_dir / "whole")["image"]
+    whole = space.exports_dir / "whole"
+    assert {p.name: p.read_bytes() for p in folder.glob("*.tfrecord")} == {
+        p.name: p.read_bytes() for p in whole.glob("*.tfrecord")
+    }
+    assert not (folder / ".export-progress.jsonl").exists()

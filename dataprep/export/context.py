@@ -28,8 +28,8 @@ class ExportContext:
     compression: str
     shard_size: int
     progress: ProgressFn | None
-    done_shards: dict[str, int]  # shard name -> size, finished by an earlier run of this export
-    finished: Callable[[str, int], None]  # record a finished shard
+    done_shards: dict[str, dict]  # shard -> {"size", "images"}, kept from an interrupted run
+    finished: Callable[[str, int, Counter], None]  # record a shard: name, size, image headers
     run: StageRun | None = None  # the stage run: its --on-error policy for unreadable frames
     images: Counter = field(default_factory=Counter)  # (h, w, c, encoding) -> examples
     headers: dict = field(default_factory=dict)  # see header()
@@ -113,7 +113,15 @@ class ExportContext:
         if self.progress:
             self.progress(self.written, self.total)
 
-    def skip(self, examples: list[Example]) -> None:
-        """Accounts for examples of a shard kept from an interrupted run (image info, progress)."""
-        for _ in self.iter_with_images(examples, kept=True):
-            pass
+    def skip(self, shard: str, examples: list[Example]) -> None:
+        """Accounts for the examples of a shard kept from an interrupted run: their image
+        headers as the progress file recorded them (no frame is read again), and progress."""
+        for header, count in self.done_shards[shard]["images"]:
+            self.images[tuple(header)] += count
+        self.written += len(examples)
+        self._report_progress()
+
+    def shard_written(self, shard: str, size: int, images_before: Counter) -> None:
+        """Records a shard this run wrote (its size, the image headers it added)."""
+        self.bytes_written += size
+        self.finished(shard, size, self.images - images_before)

@@ -13,7 +13,6 @@ be read stops it under ``on_error="fail"`` (the default) and is left out and rec
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from dataprep import __version__
 from dataprep.data.info import INFO_NAME, info_path, read_info, write_info
 from dataprep.errors import DiskError, UsageError, os_error_message
 from dataprep.export.context import ExportContext, ProgressFn
+from dataprep.export.progress import PROGRESS_NAME, ProgressLog, read_progress
 from dataprep.export.selection import SPLITS, Selection, select
 from dataprep.export.shard_tasks import engine_sizer
 from dataprep.export.shards import parse_bytes
@@ -34,7 +34,6 @@ from dataprep.workspace import Workspace
 
 Format = Literal["tfrecord", "imagefolder", "parquet"]
 PLAN_DIR = "export-plan"  # under .dataprep/: the examples of the running export (plan_store)
-PROGRESS_NAME = ".export-progress.json"
 INPUT_MANIFESTS = ("media", "frames", "labels", "splits")
 
 __all__ = ["ExportContext", "ExportReport", "export_dataset", "summarize_exports"]
@@ -206,14 +205,7 @@ def _up_to_date(out_dir: Path, run_key: str, overwrite: bool, report: ExportRepo
 def _write(workspace, out_dir, settings, selection, run_key, progress, run, executor=None):
     """Writes every split with the format's writer; returns the context and the split info."""
     done = _start(out_dir, run_key)
-    progress_path = out_dir / PROGRESS_NAME
-
-    def finished(shard: str, size: int) -> None:
-        from dataprep.atomic import atomic_write_text
-
-        done[shard] = size
-        atomic_write_text(progress_path, json.dumps({"export_key": run_key, "done": done}))
-
+    log = ProgressLog(out_dir, run_key, done)
     ctx = ExportContext(
         workspace=workspace,
         out_dir=out_dir,
@@ -221,8 +213,8 @@ def _write(workspace, out_dir, settings, selection, run_key, progress, run, exec
         compression=settings["compression"],
         shard_size=settings["shard_size"],
         progress=progress,
-        done_shards=dict(done),
-        finished=finished,
+        done_shards=done,
+        finished=log.finished,
         run=run,
         total=sum(len(v) for v in selection.examples.values()),
         executor=executor,
@@ -315,21 +307,13 @@ def input_fingerprints(workspace: Workspace) -> dict[str, str | None]:
     return {name: file_fingerprint(path) for name, path in paths.items()}
 
 
-def _start(out_dir: Path, run_key: str) -> dict[str, int]:
+def _start(out_dir: Path, run_key: str) -> dict[str, dict]:
     """Marks the export incomplete; returns shards finished by an interrupted identical run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     info_path(out_dir).unlink(missing_ok=True)
     for tmp in out_dir.rglob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-    progress = _read_json(out_dir / PROGRESS_NAME)
-    if progress.get("export_key") != run_key:
-        (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
-        return {}
-    return {
-        shard: size
-        for shard, size in progress.get("done", {}).items()
-        if (out_dir / shard).exists() and (out_dir / shard).stat().st_size == size
-    }
+    return read_progress(out_dir, run_key)
 
 
 def _remove_stale(out_dir: Path, fmt: str, keep: set[str]) -> None:
@@ -341,13 +325,6 @@ def _remove_stale(out_dir: Path, fmt: str, keep: set[str]) -> None:
             path.unlink()
         elif path.is_dir() and path.name in SPLITS and fmt != "imagefolder":
             shutil.rmtree(path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _fill_report_from_info(report: ExportReport, info: dict) -> None:

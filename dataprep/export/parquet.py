@@ -7,6 +7,8 @@ split in memory. ``--compression gzip`` selects Parquet's GZIP codec (images are
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dataprep.export.selection import Example
 
 ROW_GROUP = 256
@@ -120,9 +122,10 @@ def write_split(ctx, split: str, examples) -> list[str]:
     names = shard_names(split, len(examples.counts), ".parquet")
     for name, chosen in zip(names, examples.shards(), strict=True):
         if name in ctx.done_shards:
-            ctx.skip(chosen)
+            ctx.skip(name, chosen)
             continue
         target = ctx.out_dir / name
+        before = Counter(ctx.images)
         with (
             shard_file(target) as stream,
             pq.ParquetWriter(stream, schema, compression=codec, write_statistics=False) as writer,
@@ -135,7 +138,5 @@ def write_split(ctx, split: str, examples) -> list[str]:
                     rows = []
             if rows:
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-        size = target.stat().st_size
-        ctx.bytes_written += size
-        ctx.finished(name, size)
+        ctx.shard_written(name, target.stat().st_size, before)
     return names

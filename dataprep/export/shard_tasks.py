@@ -7,7 +7,7 @@ with dataprep's own encoder (:func:`~dataprep.export.tfrecord.serialize`, ``fram
 a temporary name renamed into place, so the shards are byte-identical to ``--engine local``
 whichever node writes them. A task returns only the shard's name and size, the image headers
 it saw and the examples it left out; the driver records finished shards in
-``.export-progress.json`` in plan order, as the local writer does, so a rerun after a kill keeps
+``.export-progress.jsonl`` in plan order, as the local writer does, so a rerun after a kill keeps
 them.
 """
 
@@ -56,7 +56,7 @@ def write_shard_task(job: ShardJob) -> dict[str, Any]:
         shard_size=0,
         progress=None,
         done_shards={},
-        finished=lambda name, size: None,
+        finished=lambda name, size, images: None,
         run=run,
     )
     size = None
@@ -82,7 +82,7 @@ def write_split_on_engine(ctx, executor, split: str, examples) -> list[str]:
     def jobs():
         for name, chosen in zip(names, examples.shards(), strict=True):
             if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
-                ctx.skip(chosen)
+                ctx.skip(name, chosen)
                 continue
             yield ShardJob(
                 workspace_root=str(ctx.workspace.root),
@@ -117,7 +117,8 @@ def engine_sizer(executor):
 
 def _commit(ctx, result: dict[str, Any]) -> None:
     """Accounts for one shard task's result in plan order (failures, progress, the record)."""
-    ctx.images.update(Counter({tuple(header): count for header, count in result["images"]}))
+    images = Counter({tuple(header): count for header, count in result["images"]})
+    ctx.images.update(images)
     ctx.written += result["read"]
     for failure in result["failed"]:
         ctx.failed.add(failure["item"])
@@ -129,4 +130,4 @@ def _commit(ctx, result: dict[str, Any]) -> None:
     ctx._report_progress()
     if result["size"] is not None:
         ctx.bytes_written += result["size"]
-        ctx.finished(result["name"], result["size"])
+        ctx.finished(result["name"], result["size"], images)

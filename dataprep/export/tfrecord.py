@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -190,11 +191,10 @@ def write_split(ctx, split: str, examples) -> list[str]:
     names = shard_names(split, len(examples.counts), suffix(ctx.compression))
     for name, chosen in zip(names, examples.shards(), strict=True):
         if name in ctx.done_shards:  # finished by an interrupted run with the same inputs
-            ctx.skip(chosen)
+            ctx.skip(name, chosen)
             continue
-        size = write_shard(ctx, ctx.out_dir / name, chosen)
-        ctx.bytes_written += size
-        ctx.finished(name, size)
+        before = Counter(ctx.images)
+        ctx.shard_written(name, write_shard(ctx, ctx.out_dir / name, chosen), before)
     return names
 
 
