@@ -58,6 +58,7 @@ def read_frames(
     count: int | None = None,
     size: str | None,
     resize: str = "shorter",
+    max_pixels: int | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yields the frames of a video (or the one frame of an image) the way ``frames`` extracts them.
 
@@ -67,6 +68,8 @@ def read_frames(
         fps, every, count: the parameter of the chosen mode.
         size: ``"224"`` (shorter side), ``"WxH"`` (with ``resize``), or None for original size.
         resize: ``shorter``, ``fit``, ``crop`` or ``stretch``.
+        max_pixels: an image whose header claims more pixels is refused before it is decoded
+            (the workspace's ``[ingest] max_pixels``; None: the default, 100 megapixels).
 
     Yields:
         :class:`DecodedFrame` in frame order: RGB uint8, resized, container rotation applied.
@@ -80,7 +83,7 @@ def read_frames(
     size_spec = parse_size_spec(size, resize)
     path = Path(path)
     if _media_kind(path) == "image":  # a file from anywhere: its header is checked first
-        image = resize_image(read_image_bgr(path, DEFAULT_MAX_PIXELS), size_spec)
+        image = resize_image(read_image_bgr(path, max_pixels or DEFAULT_MAX_PIXELS), size_spec)
         yield DecodedFrame(0, 0.0, bgr_to_rgb(image))
         return
     for frame_index, timestamp_s, image in decode_video(path, spec, size=size_spec, color="rgb24"):

@@ -432,6 +432,16 @@ def test_cli_evaluate_and_predict_json_and_errors(gesture_ws, cnn_run, tmp_path)
     assert items[1]["prediction"] == item["prediction"]  # the good file as when alone
     result = runner.invoke(app, [*ws, "predict", "cnn", str(liar)])
     assert result.exit_code == EXIT_FAILED and "liar.png" in result.output
+    # predict takes the workspace's own limit ([ingest] max_pixels), not only the default
+    toml = gesture_ws.root / "dataprep.toml"
+    before = toml.read_text()
+    assert "max_pixels = 100000000" in before
+    toml.write_text(before.replace("max_pixels = 100000000", "max_pixels = 500"))
+    try:
+        result = runner.invoke(app, [*ws, "predict", "cnn", good])
+    finally:
+        toml.write_text(before)
+    assert result.exit_code == EXIT_FAILED and "above the limit" in result.output
 
 
 @pytest.mark.slow

@@ -196,7 +196,7 @@ def enroll(
     started = time.perf_counter()
     check_backend("enroll")
     run_dir = find_run(workspace, run)
-    inputs = run_inputs(run_dir, read_run_config(run_dir))
+    inputs = run_inputs(run_dir, read_run_config(run_dir), workspace.config.ingest.max_pixels)
     if not inputs.settings.embedding:
         raise UsageError(
             f"run {run_dir.name} is a {inputs.settings.model} classifier; enroll needs an "

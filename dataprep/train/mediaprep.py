@@ -31,7 +31,9 @@ from dataprep.errors import MediaError, UsageError
 PREDICT_SPLIT = "predict"
 
 
-def sample_frames(path: Path, frames_config: dict[str, Any]) -> list[tuple[int, bytes]]:
+def sample_frames(
+    path: Path, frames_config: dict[str, Any], max_pixels: int | None = None
+) -> list[tuple[int, bytes]]:
     """``(frame_index, encoded bytes)`` of a video's (or image's) frames as ``frames`` stores them.
 
     Raises:
@@ -48,6 +50,7 @@ def sample_frames(path: Path, frames_config: dict[str, Any]) -> list[tuple[int, 
         count=frames_config.get("count"),
         size=frames_config.get("size"),
         resize=frames_config.get("resize", "shorter"),
+        max_pixels=max_pixels,
     )
     out = [
         (
@@ -144,14 +147,16 @@ class RunInputs:
     settings: Any  # TrainSettings
     frames_config: dict[str, Any]
     info: dict[str, Any]
+    max_pixels: int | None = None  # images from outside larger than this are refused unread
 
     @property
     def class_names(self) -> list[str]:
         return list(self.config["export"]["class_names"])
 
 
-def run_inputs(run_dir: Path, config: dict[str, Any]) -> RunInputs:
-    """The run's frame settings and export info, checked.
+def run_inputs(run_dir: Path, config: dict[str, Any], max_pixels: int | None = None) -> RunInputs:
+    """The run's frame settings and export info, checked. ``max_pixels``: the workspace's
+    ``[ingest] max_pixels``, for the files it will be given (None: the default limit).
 
     Raises:
         UsageError: when the run has no frame settings or its export is gone.
@@ -172,7 +177,7 @@ def run_inputs(run_dir: Path, config: dict[str, Any]) -> RunInputs:
         )
     info = json.loads(info_path.read_text(encoding="utf-8"))
     settings = TrainSettings.from_resolved(config["resolved"])
-    return RunInputs(run_dir, config, settings, frames_config, info)
+    return RunInputs(run_dir, config, settings, frames_config, info, max_pixels)
 
 
 def files_outputs(
@@ -206,7 +211,7 @@ def files_outputs(
             if not path.is_file():
                 raise UsageError(f"{path}: no such file; pass videos or images")
             try:
-                frames = sample_frames(path, inputs.frames_config)
+                frames = sample_frames(path, inputs.frames_config, inputs.max_pixels)
             except MediaError as exc:
                 if errors is None:
                     raise

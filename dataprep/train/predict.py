@@ -54,7 +54,7 @@ def predict_paths(
     """
     check_backend("predict")
     run_dir = find_run(workspace, run)
-    inputs = run_inputs(run_dir, read_run_config(run_dir))
+    inputs = run_inputs(run_dir, read_run_config(run_dir), workspace.config.ingest.max_pixels)
     model = load_run_model(run_dir)
     errors: dict[str, str] = {}
     if inputs.settings.embedding:
