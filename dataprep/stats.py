@@ -90,6 +90,7 @@ class FrameFiles:
         self.train_ids = None if train_ids is None else sorted(train_ids)
         self._digest = hashlib.sha256()
         self._settings: set[str] = set()
+        self._count: int | None = None
 
     def _rows(self) -> Iterator[tuple[str, str]]:
         import pyarrow.compute as pc
@@ -108,7 +109,10 @@ class FrameFiles:
             )
 
     def count(self) -> int:
-        return sum(1 for _ in self._rows())
+        """How many files (one pass over the manifest's columns; remembered)."""
+        if self._count is None:
+            self._count = sum(1 for _ in self._rows())
+        return self._count
 
     def __iter__(self) -> Iterator[str]:
         self._digest, self._settings = hashlib.sha256(), set()
@@ -135,13 +139,14 @@ def select_frame_files(
     if split not in (None, "train", "all"):
         raise UsageError(f"--split {split!r} is not allowed; use train or all")
     no_frames = f"{workspace.manifest_path('frames')}: no frames yet; run `dataprep frames` first"
-    if not FrameFiles(workspace, None).count():
+    every = FrameFiles(workspace, None)
+    if not every.count():
         raise ManifestError(no_frames)
     if split == "all":
-        return FrameFiles(workspace, None), "all", None
+        return every, "all", None
     if not workspace.manifest_path("splits").exists():
         note = "no splits yet (run `dataprep split`): statistics use all frames"
-        return FrameFiles(workspace, None), "all", note
+        return every, "all", note
     splits = manifests.load(workspace, "splits")
     files = FrameFiles(workspace, set(splits.loc[splits["split"] == "train", "media_id"]))
     if not files.count():
