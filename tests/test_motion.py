@@ -122,12 +122,20 @@ def test_a_written_set_decodes_with_pyav_and_records_its_settings(tmp_path):
     assert len(frames) == spec.frames and frames[0].shape == (spec.size, spec.size, 3)
     saved = json.loads((tmp_path / "raw" / "motion.json").read_text())
     assert saved["family"]["name"] == "texture-noisy" and saved["per_class"] == 2
-    # the same seed draws the same pixels (x264's bytes may differ between runs: not compared)
+
+    # the same seed draws the same pixels (asserted exactly on the frames below). The encoded
+    # videos are compared loosely: the bytes, and so the decoded pixels, of the same frames
+    # differ slightly with what libav converted in the process before (a mean of 0-2.4 levels
+    # seen on this texture); another seed differs by about 50.
+    def decoded(video) -> np.ndarray:
+        with av.open(str(video)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
     again = write_motion_set(tmp_path / "again", "texture-noisy", per_class=2, seed=4)
-    with av.open(str(again["left"][0])) as container:
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    difference = np.abs(np.stack(decoded).astype(int) - np.stack(frames).astype(int))
-    assert difference.mean() < 1.0
+    other = write_motion_set(tmp_path / "other", "texture-noisy", per_class=2, seed=5)
+    same = np.abs(decoded(again["left"][0]).astype(int) - np.stack(frames).astype(int)).mean()
+    apart = np.abs(decoded(other["left"][0]).astype(int) - np.stack(frames).astype(int)).mean()
+    assert same < 5.0 and apart > 5 * max(same, 2.0)
     first = motion_frames(spec.classes[0], np.random.default_rng(9), spec)
     np.testing.assert_array_equal(
         first, motion_frames(spec.classes[0], np.random.default_rng(9), spec)
