@@ -8,11 +8,14 @@
 # with "unknown" for motions that were never enrolled. Finally few-shot episodes on the test
 # split measure how well unseen motions are told apart, next to raw pixels.
 #
-# Measured on the 2-core machine (docs/training.md, "Measured"): with these settings the
-# siamese-lstm did NOT separate the unseen diagonals (4-way 5-shot at chance, 0.24) and the open
-# set was not met; the walkthrough shows the commands, not a solved task.
+# Run on the 2-core machine on 2026-12-03 (seed 0, one run; docs/training.md has the benchmark's
+# three seeds): the diagonals, never trained on, 4-way 5-shot 0.9998 (95% CI 0.9995-1.0000)
+# against 0.247 for raw pixels; a new up-left video is recognized as up-left (distance 0.17,
+# threshold 0.38) and a left one, not enrolled, comes back "unknown" (0.85); the open set with
+# the axis directions enrolled accepts 0.971 of their queries and rejects 0.740 of the diagonals'
+# (the benchmark's settings reach 0.925 rejected; see docs/training.md).
 #
-# Usage: examples/oneshot/run.sh [WORKDIR]    (about 10 minutes on 2 CPU cores)
+# Usage: examples/oneshot/run.sh [WORKDIR]    (about 5 minutes on 2 CPU cores)
 set -euo pipefail
 WORK="${1:-$(mktemp -d /tmp/dataprep-oneshot.XXXXXX)}"
 PER_CLASS="${PER_CLASS:-30}"
