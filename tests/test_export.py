@@ -150,17 +150,20 @@ def test_gzip_shards_read_the_same_as_uncompressed(ws):
         assert plain == packed and plain
 
 
-def test_interrupted_export_is_never_complete_and_a_rerun_finishes_it(ws, tmp_path):
-    export_dataset(ws, name="clean", shard_size="4KB")
-    calls = []
+def _interrupt_export_midway(ws, name: str) -> None:
+    """Starts ``export --name NAME --shard-size 4KB`` and stops it halfway through."""
 
     def stop_midway(done, total):
-        calls.append(done)
         if done == total // 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export_dataset(ws, name="resumed", shard_size="4KB", progress=stop_midway)
+        export_dataset(ws, name=name, shard_size="4KB", progress=stop_midway)
+
+
+def test_interrupted_export_is_never_complete_and_a_rerun_finishes_it(ws, tmp_path):
+    export_dataset(ws, name="clean", shard_size="4KB")
+    _interrupt_export_midway(ws, "resumed")
     folder = ws.exports_dir / "resumed"
     assert not (folder / "dataset_info.json").exists()
     assert not list(folder.glob(".*.tmp"))  # no torn shard left under its final name either
@@ -396,15 +399,7 @@ def test_a_resumed_export_counts_kept_shards_without_reading_their_frames(ws, tm
 
     space = copy_workspace(ws, tmp_path / "resume")
     export_dataset(space, name="whole", shard_size="4KB")
-    calls = []
-
-    def stop_midway(done, total):
-        calls.append(done)
-        if done == total // 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        export_dataset(space, name="cut", shard_size="4KB", progress=stop_midway)
+    _interrupt_export_midway(space, "cut")
     folder = space.exports_dir / "cut"
     lines = (folder / ".export-progress.jsonl").read_text().splitlines()
     kept = [json.loads(line)["shard"] for line in lines[1:]]

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tracemalloc
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
+from memory_peaks import measure_peaks
 
 from dataprep import manifests
 from dataprep.errors import DataprepError
@@ -149,24 +148,12 @@ def _known_files(root: Path, n: int) -> tuple[Path, object]:
     return folder, ws
 
 
-_POOLS: list = []
-
-
 def _peaks(folder: Path, ws, *, index: bool) -> tuple[int, int]:
     """(Python peak, Arrow peak) of a rerun of ingest over known files."""
-    pool = pa.proxy_memory_pool(pa.default_memory_pool())
-    _POOLS.append(pool)  # never freed: buffers it allocated may outlive this function
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    tracemalloc.start()
-    try:
+    with measure_peaks() as peaks:
         report = ingest(ws, [folder], jobs=1, index=index)
-        python_peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        pa.set_memory_pool(previous)
     assert report.unchanged == report.files and report.added == 0
-    return python_peak, pool.max_memory()
+    return peaks.python, peaks.arrow
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from memory_peaks import measure_peaks
 
 from dataprep import manifests
 from dataprep.errors import ManifestError
@@ -119,9 +120,6 @@ def test_member_mask_slices_a_sorted_id_list():
     assert member_mask(column, ["x", "y"]).to_pylist() == [False] * 5
 
 
-_POOLS: list = []
-
-
 def _merge_peaks(tmp_path: Path, n_parts: int, rows_per_part: int) -> tuple[int, int, int]:
     """(Python peak, Arrow peak, rows) of merging ``n_parts`` staged parts into a manifest."""
     folder = tmp_path / f"parts-{n_parts}"
@@ -135,18 +133,9 @@ def _merge_peaks(tmp_path: Path, n_parts: int, rows_per_part: int) -> tuple[int,
     target = tmp_path / f"frames-{n_parts}.parquet"
     base = _full("a-first", _extracted("a-first", rows_per_part))
     manifests.write_manifest(target, "frames", manifests.from_records("frames", base))
-    pool = pa.proxy_memory_pool(pa.default_memory_pool())
-    _POOLS.append(pool)  # never freed: buffers it allocated may outlive this function
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    tracemalloc.start()
-    try:
+    with measure_peaks() as peaks:
         result = merge_manifest(target, "frames", parts, batch_rows=1000)
-        python_peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        pa.set_memory_pool(previous)
-    return python_peak, pool.max_memory(), result.rows
+    return peaks.python, peaks.arrow, result.rows
 
 
 def test_merge_memory_does_not_grow_with_the_staged_rows(tmp_path):
