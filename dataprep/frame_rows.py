@@ -132,6 +132,15 @@ def _groups(root: Path, batches: Iterator, sizer) -> Iterator[Group]:
         yield current, rows, sizes
 
 
+def frame_media_ids(workspace: Workspace) -> Iterator[str]:
+    """The media ids of the frames manifest, batch by batch (one column; an id may recur)."""
+    import pyarrow.compute as pc
+
+    path = workspace.manifest_path("frames")
+    for table in manifests.iter_manifest(path, "frames", columns=["media_id"]):
+        yield from pc.unique(table.column("media_id")).to_pylist()
+
+
 def first_frame_paths(workspace: Workspace, limit: int = 4096) -> list[str]:
     """Absolute paths of the first ``limit`` frame files of the manifest (what the engine's node
     check reads)."""

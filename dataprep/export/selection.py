@@ -27,7 +27,7 @@ per-media class used to stratify). The rules, documented in docs/export.md:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from typing import Literal
 
 from dataprep import manifests
 from dataprep.errors import ManifestError
-from dataprep.export.plan_store import ExampleStore, bucket_bits, example_hash  # noqa: F401
+from dataprep.export.plan_store import ExampleStore, bucket_bits
 from dataprep.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
@@ -98,16 +98,13 @@ class Selection:
     dropped: Counter = field(default_factory=Counter)  # reason -> frames or clips left out
     padded_clips: int = 0  # clips of media shorter than clip_len (padded, see the module doc)
     warnings: list[str] = field(default_factory=list)
-    labels: dict[str, Counter] = field(default_factory=dict)  # split -> label -> examples
+    labels: defaultdict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     augmented_in_train: bool = False  # some train example holds an augmented frame
 
     def add(self, example: Example) -> None:
         """Adds an example to its split (counted as it goes: the examples may be on disk)."""
         self.examples[example.split].add(example)
-        counts = self.labels.get(example.split)
-        if counts is None:
-            counts = self.labels[example.split] = Counter()
-        counts[example.label] += 1
+        self.labels[example.split][example.label] += 1
         if example.split == "train" and not self.augmented_in_train:
             self.augmented_in_train = any(f.augmented for f in example.frames)
 
@@ -248,7 +245,7 @@ def select(
     Raises:
         ManifestError: when frames or splits are missing, or media with frames have no split.
     """
-    from dataprep.frame_rows import frame_groups
+    from dataprep.frame_rows import frame_groups, frame_media_ids
 
     media = manifests.load(workspace, "media")
     labels = manifests.load(workspace, "labels", missing_ok=True)
@@ -256,6 +253,17 @@ def select(
     media_labels = resolve_media_labels(media, labels)
     class_names = class_names_for(workspace, media_labels, unlabelled)
     fps_of = {row["media_id"]: row["fps"] for row in manifests.records(media[["media_id", "fps"]])}
+    missing_split = {
+        media_id
+        for media_id in frame_media_ids(workspace)
+        if media_id in media_labels and media_id not in split_of
+    }
+    if missing_split:  # before any work: one pass over one column
+        raise ManifestError(
+            f"{workspace.manifest_path('splits')}: {len(missing_split)} media with frames have no "
+            f"split (e.g. {min(missing_split)}); run `dataprep split` again (existing media keep "
+            "their split)"
+        )
     groups, frame_rows = frame_groups(workspace, sizer)
     per_frame = 1 if unit == "frame" else -(-clip_len // clip_stride)
     bits = bucket_bits(frame_rows * per_frame)
@@ -265,11 +273,7 @@ def select(
         examples={s: ExampleStore(plan_dir / s if plan_dir else None, bits) for s in SPLITS},
     )
     mirror = _LazyMirror(workspace, class_names)
-    missing_split: set[str] = set()
     for media_id, rows, sizes in groups:
-        if media_id in media_labels and media_id not in split_of:
-            missing_split.add(media_id)
-            continue
         sequences = _labelled_sequences(rows, media_labels, split_of, selection, unlabelled, mirror)
         for (_, copy_index), items in sorted(sequences.items()):
             items.sort(key=lambda f: f.frame_index)
@@ -285,12 +289,6 @@ def select(
                 )
             for example in examples:
                 selection.add(example)
-    if missing_split:
-        raise ManifestError(
-            f"{workspace.manifest_path('splits')}: {len(missing_split)} media with frames have no "
-            f"split (e.g. {min(missing_split)}); run `dataprep split` again (existing media keep "
-            "their split)"
-        )
     for store in selection.examples.values():
         store.finish(shard_size)
     _warn(selection)
