@@ -121,11 +121,15 @@ def test_lost_worker_is_retried(ray_cluster, media_files, tmp_path):
         deadline = time.monotonic() + 30
         victim = None
         while victim is None and time.monotonic() < deadline:
-            starts = sorted(started.iterdir(), key=lambda f: int(f.name.split("-")[1]))
-            alive = [
-                int(f.name.split("-")[0]) for f in starts if is_alive(int(f.name.split("-")[0]))
+            # a task started less than 1 s ago is still in its 1.5 s sleep: its worker is busy
+            # (a worker that finished its task is idle, and killing it reruns nothing)
+            recent = time.time_ns() - 1_000_000_000
+            busy = [
+                int(f.name.split("-")[0])
+                for f in started.iterdir()
+                if int(f.name.split("-")[1]) > recent and is_alive(int(f.name.split("-")[0]))
             ]
-            victim = alive[-1] if alive else None  # the latest start: still running its task
+            victim = busy[0] if busy else None
             time.sleep(0.05)
         assert victim, "no task started"
         os.kill(victim, signal.SIGKILL)
